@@ -1,0 +1,33 @@
+"""i2i: a plugin-based image-to-image translation toolkit.
+
+Public API::
+
+    import i2i_core
+    i2i_core.list_components("generator")
+    net = i2i_core.create("generator", "resnet9", ngf=64)
+    net = i2i_core.load_component("G_A.safetensors")
+
+Plugin authors implement hooks marked with :data:`i2i_core.hookimpl`.
+"""
+
+__version__ = "0.1.0"
+
+from i2i_core.checkpoint import load_component, save_component
+from i2i_core.errors import CheckpointError, I2IError, PluginError, UnknownComponentError
+from i2i_core.hookspecs import hookimpl
+from i2i_core.registry import Component, create, get_component, list_components
+
+__all__ = [
+    "CheckpointError",
+    "Component",
+    "I2IError",
+    "PluginError",
+    "UnknownComponentError",
+    "__version__",
+    "create",
+    "get_component",
+    "hookimpl",
+    "list_components",
+    "load_component",
+    "save_component",
+]

@@ -1,0 +1,3 @@
+from i2i_core.cli import main
+
+main()

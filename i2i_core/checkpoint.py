@@ -1,0 +1,134 @@
+"""Component checkpoints: safetensors weights plus the metadata (kind, name, options) that rebuilds them.
+
+Writes are atomic (temp file, fsync, rename): a crash leaves either the old file or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from i2i_core import __version__
+from i2i_core.errors import CheckpointError
+from i2i_core.registry import create
+
+COMPONENT_FORMAT = "i2i-component/1"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync'ed, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_component(
+    path: str | os.PathLike, module: nn.Module, kind: str, name: str, options: Mapping[str, Any] | None = None
+) -> Path:
+    """Save ``module``'s weights with what rebuilds it: ``load_component(path)`` returns an equal module."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    metadata = {
+        "format": COMPONENT_FORMAT,
+        "kind": kind,
+        "name": name,
+        "options": json.dumps(dict(options or {}), sort_keys=True),
+        "i2i_version": __version__,
+    }
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
+    return Path(path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a safetensors file; a clear error when it is missing or not safetensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file (corrupt or truncated?): {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def load_component(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the component saved at ``path`` and load its weights; returned in eval mode.
+
+    Example:
+        >>> net = load_component("G_A.safetensors")  # doctest: +SKIP
+    """
+    metadata = read_metadata(path)
+    if metadata.get("format") != COMPONENT_FORMAT:
+        raise CheckpointError(
+            f"{path}: not an i2i component checkpoint (format {metadata.get('format')!r}). "
+            "A reference CycleGAN .pth file is converted with `i2i import-weights`."
+        )
+    options = json.loads(metadata.get("options", "{}"))
+    module = create(metadata["kind"], metadata["name"], **options)
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read tensors (corrupt or truncated?): {exc}") from None
+    load_state_dict_checked(module, state, source=str(path))
+    return module.to(device).eval()
+
+
+def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """``module.load_state_dict(state)``, strict, with an error that names the first offending keys."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs network {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{source}: weights do not fit the network. " + describe_mismatch(missing, unexpected, shapes)
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def describe_mismatch(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+    """A human explanation of a state-dict mismatch, with a hint for the classic dropout confusion."""
+    parts = []
+    if missing:
+        parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:3])}")
+    if unexpected:
+        parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:3])}")
+    if shapes:
+        parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:3])}")
+    message = "; ".join(parts) + "."
+    if any(".conv_block.6." in k for k in unexpected) and any(".conv_block.5." in k for k in missing):
+        message += " The checkpoint was trained with dropout: set the generator option dropout=true."
+    elif any(".conv_block.5." in k for k in unexpected) and any(".conv_block.6." in k for k in missing):
+        message += " The checkpoint was trained without dropout: set the generator option dropout=false."
+    elif shapes:
+        message += " Check the architecture and its options (ngf/ndf, n_layers, norm)."
+    return message

@@ -1,0 +1,55 @@
+"""The hooks a plugin can implement.
+
+Every ``register_*`` hook receives a ``register`` callback::
+
+    register(name, factory, summary=None, **metadata)
+
+``factory(**options)`` builds the component from the options a recipe gives. ``summary`` defaults to the
+first line of the factory's docstring; other metadata is kept on the registered component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("i2i")
+hookimpl = pluggy.HookimplMarker("i2i")
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_generators(register: Register) -> None:
+    """Register generators: ``nn.Module`` s mapping (B,3,H,W) in [-1,1] to (B,3,H,W) in [-1,1].
+
+    The module declares ``size_multiple``: H and W must be multiples of it.
+    """
+
+
+@hookspec
+def register_discriminators(register: Register) -> None:
+    """Register discriminators: ``nn.Module`` s mapping (B,3,H,W) to real/fake logits of any shape."""
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register losses. Pass ``role="gan"`` for ``loss(prediction, target_is_real) -> scalar``
+    or ``role="reconstruction"`` for ``loss(x, y) -> scalar``."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets: factories building a training data source from recipe options."""
+
+
+@hookspec
+def register_reporters(register: Register) -> None:
+    """Register reporters: objects that analyse images during or after training."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``i2i`` command line; ``cli`` is its ``click.Group``."""

@@ -1,0 +1,141 @@
+"""Plugin discovery: every plugin, first-party or not, is an ``i2i`` entry point loaded by pluggy.
+
+``I2I_PLUGINS`` is an allow-list of entry-point names (comma separated) for debugging; set to the empty
+string it loads no plugin at all. A plugin that fails to import or implements an unknown hook is reported
+with its name and error, and the other plugins still load.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from i2i_core import hookspecs
+
+ENTRY_POINT_GROUP = "i2i"
+ALLOW_LIST_ENV = "I2I_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    """What is known about one plugin: where it comes from and whether it loaded."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": self.hooks,
+            "error": self.error,
+        }
+
+
+def allow_list() -> set[str] | None:
+    """Plugin names allowed by ``I2I_PLUGINS``, or ``None`` when every plugin may load."""
+    value = os.environ.get(ALLOW_LIST_ENV)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+class PluginHost:
+    """A pluggy ``PluginManager`` for the ``i2i`` project plus what was learnt while loading plugins."""
+
+    def __init__(self, load_entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager("i2i")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.generation = 0  # bumped on every (un)registration so cached registries know to rebuild
+        if load_entry_points:
+            self._load_entry_points(allow_list())
+
+    def _load_entry_points(self, allowed: set[str] | None) -> None:
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if allowed is not None and entry_point.name not in allowed:
+                continue
+            dist = entry_point.dist
+            info = PluginInfo(
+                name=entry_point.name,
+                module=entry_point.value,
+                distribution=dist.metadata["Name"] if dist else None,
+                version=dist.version if dist else None,
+            )
+            if entry_point.name in self.plugins:
+                first = self.plugins[entry_point.name]
+                self._fail(
+                    info,
+                    f"the entry-point name '{info.name}' is already used by {first.module} "
+                    f"(distribution {first.distribution})",
+                    key=f"{info.name} ({info.distribution})",
+                )
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:  # a broken plugin must not take the others down
+                self._fail(info, f"failed to import {info.module}: {type(exc).__name__}: {exc}")
+                continue
+            self.register(plugin, info)
+
+    def register(self, plugin: object, info: PluginInfo | str) -> PluginInfo:
+        """Register a plugin object (a module or any object with hook implementations)."""
+        if isinstance(info, str):
+            info = PluginInfo(name=info, module=getattr(plugin, "__name__", type(plugin).__name__))
+        try:
+            self.pm.register(plugin, name=info.name)
+            self.pm.check_pending()
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self._fail(info, str(exc))
+            return info
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+        self.plugins[info.name] = info
+        self.generation += 1
+        return info
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin by name (used by tests registering temporary plugins)."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        self.plugins.pop(name, None)
+        self.generation += 1
+
+    def _fail(self, info: PluginInfo, message: str, key: str | None = None) -> None:
+        info.error = message
+        self.plugins[key or info.name] = info
+        warnings.warn(f"i2i plugin '{info.name}': {message}", RuntimeWarning, stacklevel=3)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Plugin name -> error message, for every plugin that failed to load."""
+        return {name: info.error for name, info in self.plugins.items() if info.error}
+
+
+_host: PluginHost | None = None
+
+
+def get_plugin_host() -> PluginHost:
+    """The process-wide plugin host, created (and every plugin loaded) on first use."""
+    global _host
+    if _host is None:
+        _host = PluginHost()
+    return _host
+
+
+def reset_plugins() -> None:
+    """Forget loaded plugins; the next use rediscovers them (after installing a plugin, or in tests)."""
+    global _host
+    _host = None

@@ -1,0 +1,15 @@
+"""i2i plugin: GAN losses ``lsgan`` and ``bce``; reconstruction losses ``l1`` and ``l2``."""
+
+from i2i_core import hookimpl
+from i2i_losses.gan import BCEGANLoss, LSGANLoss, bce, bce_gan_loss, lsgan, lsgan_loss
+from i2i_losses.reconstruction import l1, l2
+
+__all__ = ["BCEGANLoss", "LSGANLoss", "bce", "bce_gan_loss", "l1", "l2", "lsgan", "lsgan_loss"]
+
+
+@hookimpl
+def register_losses(register):
+    register("lsgan", lsgan, role="gan")
+    register("bce", bce, role="gan")
+    register("l1", l1, role="reconstruction")
+    register("l2", l2, role="reconstruction")

@@ -1,0 +1,99 @@
+"""U-Net generators of pix2pix / CycleGAN (Isola et al., 2017, https://arxiv.org/abs/1611.07004).
+
+Built from nested skip blocks, innermost first. The module layout (and so every state-dict key) matches the
+reference implementation, so reference checkpoints load as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from i2i_core.layers import check_images, conv_bias, init_reference_weights, norm_layer
+
+
+class UnetSkipBlock(nn.Module):
+    """One U-Net level: down-sample, the inner levels, up-sample, then join the skip on channels.
+
+    (B, outer, H, W) -> (B, 2 * outer, H, W), or -> (B, out, H, W) for the outermost block.
+    """
+
+    def __init__(
+        self,
+        outer: int,
+        inner: int,
+        submodule: nn.Module | None = None,
+        in_channels: int | None = None,
+        outermost: bool = False,
+        norm: str = "instance",
+        dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        self.outermost = outermost
+        bias = conv_bias(norm)
+        in_channels = outer if in_channels is None else in_channels
+        up_in = inner if submodule is None else inner * 2
+        down_conv = nn.Conv2d(in_channels, inner, 4, stride=2, padding=1, bias=bias)
+        if outermost:
+            up_conv = nn.ConvTranspose2d(up_in, outer, 4, stride=2, padding=1)
+            layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
+        else:
+            # In place, as in the reference: the activation rewrites the block input, so the skip carries
+            # LeakyReLU(x) rather than x. Reference weights depend on it.
+            down = [nn.LeakyReLU(0.2, True), down_conv]
+            if submodule is not None:
+                down += [norm_layer(norm, inner), submodule]
+            up_conv = nn.ConvTranspose2d(up_in, outer, 4, stride=2, padding=1, bias=bias)
+            layers = [*down, nn.ReLU(True), up_conv, norm_layer(norm, outer)]
+            if dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net generator: (B, 3, H, W) in [-1, 1] -> (B, 3, H, W) in [-1, 1], H and W multiples of 2^num_downs.
+
+    Args:
+        num_downs: down-samplings (7 for ``unet128``, 8 for ``unet256``); at least 5.
+        ngf: filters of the outermost level; levels have ngf, 2ngf, 4ngf, then 8ngf.
+        norm: ``instance``, ``batch`` or ``none``.
+        dropout: dropout 0.5 in the 8ngf levels below the innermost.
+
+    Example:
+        >>> net = UnetGenerator(num_downs=5, ngf=4)
+        >>> net(torch.zeros(1, 3, 32, 32)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+
+    def __init__(self, num_downs: int = 8, ngf: int = 64, norm: str = "instance", dropout: bool = False) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be at least 5, got {num_downs}")
+        self.size_multiple = 2**num_downs
+        block = UnetSkipBlock(ngf * 8, ngf * 8, norm=norm)
+        for _ in range(num_downs - 5):
+            block = UnetSkipBlock(ngf * 8, ngf * 8, block, norm=norm, dropout=dropout)
+        block = UnetSkipBlock(ngf * 4, ngf * 8, block, norm=norm)
+        block = UnetSkipBlock(ngf * 2, ngf * 4, block, norm=norm)
+        block = UnetSkipBlock(ngf, ngf * 2, block, norm=norm)
+        self.model = UnetSkipBlock(3, ngf, block, in_channels=3, outermost=True, norm=norm)
+        init_reference_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "generator input", self.size_multiple)
+        return self.model(x)
+
+
+def unet128(ngf: int = 64, norm: str = "instance", dropout: bool = False) -> UnetGenerator:
+    """U-Net generator with 7 down-samplings (inputs a multiple of 128)."""
+    return UnetGenerator(7, ngf=ngf, norm=norm, dropout=dropout)
+
+
+def unet256(ngf: int = 64, norm: str = "instance", dropout: bool = False) -> UnetGenerator:
+    """U-Net generator with 8 down-samplings (inputs a multiple of 256)."""
+    return UnetGenerator(8, ngf=ngf, norm=norm, dropout=dropout)

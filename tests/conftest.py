@@ -1,0 +1,53 @@
+"""Shared fixtures: golden vectors of the reference CycleGAN and temporary plugins."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from i2i_core.plugins import get_plugin_host
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="session")
+def golden_nets() -> dict:
+    """``golden_nets.json``: parameter counts, checksums and state-dict manifests of reference networks."""
+    return json.loads((GOLDEN / "golden_nets.json").read_text())
+
+
+def golden_tensors(name: str) -> dict[str, torch.Tensor]:
+    return load_file(GOLDEN / name)
+
+
+def portable_state_dict(manifest: list[dict], seed: int) -> dict[str, torch.Tensor]:
+    """The golden "portable" weights: uniform draws with std 0.02 from one seeded generator, walking the
+    reference state dict in order. Each tensor is checked against the manifest's sha256."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for entry in manifest:
+        t = (torch.rand(entry["shape"], generator=g, dtype=torch.float32) * 2 - 1) * (0.02 * 3**0.5)
+        assert hashlib.sha256(t.numpy().tobytes()).hexdigest() == entry["sha256"], entry["key"]
+        state[entry["key"]] = t
+    return state
+
+
+@pytest.fixture
+def temporary_plugin() -> Iterator:
+    """``temporary_plugin(obj, name)`` registers a plugin object for the duration of one test."""
+    host = get_plugin_host()
+    names: list[str] = []
+
+    def register(plugin: object, name: str):
+        names.append(name)
+        return host.register(plugin, name)
+
+    yield register
+    for name in names:
+        host.unregister(name)

@@ -1,0 +1,92 @@
+"""The ``i2i`` command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import i2i_core
+from i2i_core.cli import cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_version(runner):
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"i2i, version {i2i_core.__version__}"
+
+
+def test_help_lists_commands(runner):
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "plugins" in result.output and "import-weights" in result.output
+
+
+def test_plugins_table(runner):
+    result = runner.invoke(cli, ["plugins"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["KIND", "NAME", "PLUGIN", "DISTRIBUTION"]
+    assert any(line.split()[:3] == ["generator", "resnet9", "resnet"] for line in lines)
+
+
+def test_plugins_json_lists_every_first_party_component(runner):
+    result = runner.invoke(cli, ["plugins", "--json"])
+    rows = json.loads(result.output)
+    assert {r["name"] for r in rows} >= {
+        "resnet9",
+        "resnet6",
+        "unet128",
+        "unet256",
+        "vanilla",
+        "patchgan",
+        "pixel",
+        "lsgan",
+        "bce",
+        "l1",
+        "l2",
+    }
+    for row in rows:
+        assert {"name", "kind", "plugin", "distribution", "version", "summary"} <= set(row)
+    assert {r["distribution"] for r in rows if r["name"] == "resnet9"} == {"i2i"}
+
+
+def test_plugins_json_by_kind(runner):
+    rows = json.loads(runner.invoke(cli, ["plugins", "--json", "--kind", "discriminator"]).output)
+    assert [r["name"] for r in rows] == ["patchgan", "pixel", "vanilla"]
+
+
+def test_import_weights_command(runner, tmp_path):
+    src = tmp_path / "latest_net_D_A.pth"
+    torch.save(i2i_core.create("discriminator", "pixel", ndf=4).state_dict(), src)
+    dst = tmp_path / "D_A.safetensors"
+    args = ["import-weights", "--from", "cyclegan-reference", "--arch", "pixel", str(src), "-o", str(dst)]
+    result = runner.invoke(cli, [*args, "--option", "ndf=4"])
+    assert result.exit_code == 0, result.output
+    assert "Wrote discriminator 'pixel'" in result.output
+    assert i2i_core.load_component(dst).net[0].out_channels == 4
+
+
+def test_errors_are_one_line_without_traceback(runner, tmp_path):
+    result = runner.invoke(cli, ["import-weights", "--arch", "resnet9", str(tmp_path / "x.pth"), "-o", "y"])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'x.pth'}: no such file"
+
+
+def test_debug_shows_the_exception(runner, tmp_path):
+    args = ["--debug", "import-weights", "--arch", "resnet9", str(tmp_path / "x.pth"), "-o", "y"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, i2i_core.CheckpointError)
+
+
+def test_bad_option_syntax(runner, tmp_path):
+    args = ["import-weights", "--arch", "resnet9", "x.pth", "-o", "y", "--option", "ngf"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1 and "expected KEY=VALUE" in result.output

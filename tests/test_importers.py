@@ -1,0 +1,81 @@
+"""Importing reference CycleGAN checkpoints (.pth state dicts, including old zoo files)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import golden_tensors, portable_state_dict
+
+import i2i_core
+from i2i_core.errors import CheckpointError, I2IError
+from i2i_core.importers import import_weights
+
+
+def _reference_resnet9_pth(tmp_path, golden_nets, zoo_quirks: bool):
+    """A .pth as the reference writes it (portable golden weights); zoo files add instance-norm stats."""
+    state = portable_state_dict(golden_nets["resnet9_G"]["portable"]["state_dict_manifest"], seed=1234)
+    if zoo_quirks:
+        state = {f"module.{k}": v for k, v in state.items()}
+        state["module.model.2.running_mean"] = torch.zeros(64)
+        state["module.model.2.running_var"] = torch.ones(64)
+        state["module.model.2.num_batches_tracked"] = torch.tensor(0)
+    path = tmp_path / "latest_net_G_A.pth"
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("zoo_quirks", [False, True])
+def test_imported_reference_generator_reproduces_golden_output(tmp_path, golden_nets, zoo_quirks):
+    src = _reference_resnet9_pth(tmp_path, golden_nets, zoo_quirks)
+    dst = import_weights(src, tmp_path / "G_A.safetensors", arch="resnet9")
+    net = i2i_core.load_component(dst)
+    tensors = golden_tensors("resnet9_G.safetensors")
+    with torch.no_grad():
+        torch.testing.assert_close(net(tensors["input"]), tensors["output_portable"], atol=1e-4, rtol=1e-4)
+
+
+def test_dropout_mismatch_says_how_to_fix(tmp_path):
+    src = tmp_path / "dropout.pth"
+    torch.save(i2i_core.create("generator", "resnet6", ngf=8, dropout=True).state_dict(), src)
+    with pytest.raises(
+        CheckpointError, match=r"conv_block\.6.*trained with dropout: set the generator option dropout=true"
+    ):
+        import_weights(src, tmp_path / "out.safetensors", arch="resnet6", options={"ngf": 8})
+    import_weights(src, tmp_path / "out.safetensors", arch="resnet6", options={"ngf": 8, "dropout": True})
+
+
+def test_architecture_mismatch_names_first_keys(tmp_path):
+    src = tmp_path / "resnet6.pth"
+    torch.save(i2i_core.create("generator", "resnet6", ngf=8).state_dict(), src)
+    with pytest.raises(CheckpointError, match=r"missing keys \(16\): model\.16\.conv_block\.1\.weight"):
+        import_weights(src, tmp_path / "out.safetensors", arch="resnet9", options={"ngf": 8})
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_pickle_with_code_is_refused(tmp_path, capsys):
+    src = tmp_path / "evil.pth"
+    torch.save({"model.1.weight": Payload()}, src)
+    with pytest.raises(CheckpointError, match="never code"):
+        import_weights(src, tmp_path / "out.safetensors", arch="resnet9")
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_corrupt_and_missing_sources(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        import_weights(tmp_path / "missing.pth", tmp_path / "o.safetensors", arch="resnet9")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage" * 10)
+    with pytest.raises(CheckpointError, match=r"bad\.pth: cannot be read as a state dict"):
+        import_weights(bad, tmp_path / "o.safetensors", arch="resnet9")
+
+
+def test_unknown_arch_and_source(tmp_path):
+    with pytest.raises(I2IError, match="Did you mean 'resnet9'"):
+        import_weights(tmp_path / "x.pth", tmp_path / "o.safetensors", arch="resnet_9")
+    with pytest.raises(I2IError, match="unknown weights source"):
+        import_weights(tmp_path / "x.pth", tmp_path / "o.safetensors", arch="resnet9", source="mmagic")
