@@ -28,12 +28,13 @@ def golden_tensors(name: str) -> dict[str, torch.Tensor]:
 
 def portable_state_dict(manifest: list[dict], seed: int) -> dict[str, torch.Tensor]:
     """The golden "portable" weights: uniform draws with std 0.02 from one seeded generator, walking the
-    reference state dict in order. Each tensor is checked against the manifest's sha256."""
+    reference state dict in order. With the manifests' seed (1234) each tensor is checked against its sha256."""
     g = torch.Generator().manual_seed(seed)
     state = {}
     for entry in manifest:
         t = (torch.rand(entry["shape"], generator=g, dtype=torch.float32) * 2 - 1) * (0.02 * 3**0.5)
-        assert hashlib.sha256(t.numpy().tobytes()).hexdigest() == entry["sha256"], entry["key"]
+        if seed == 1234:
+            assert hashlib.sha256(t.numpy().tobytes()).hexdigest() == entry["sha256"], entry["key"]
         state[entry["key"]] = t
     return state
 

@@ -1,0 +1,20 @@
+"""i2i plugin: the ``unpaired-folder`` dataset (CycleGAN layout) and the builtin ``mini-photo2cartoon`` data."""
+
+from i2i_core import hookimpl
+from i2i_datasets.builtin import builtin_datasets, resolve_root
+from i2i_datasets.transforms import preprocess, random_params
+from i2i_datasets.unpaired import UnpairedFolder, unpaired_folder
+
+__all__ = [
+    "UnpairedFolder",
+    "builtin_datasets",
+    "preprocess",
+    "random_params",
+    "resolve_root",
+    "unpaired_folder",
+]
+
+
+@hookimpl
+def register_datasets(register):
+    register("unpaired-folder", unpaired_folder)
