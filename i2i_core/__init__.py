@@ -6,6 +6,7 @@ Public API::
     i2i_core.list_components("generator")
     net = i2i_core.create("generator", "resnet9", ngf=64)
     net = i2i_core.load_component("G_A.safetensors")
+    result = i2i_core.train(i2i_core.load_recipe("recipes/quickstart.toml"))
 
 Plugin authors implement hooks marked with :data:`i2i_core.hookimpl`.
 """
@@ -15,19 +16,26 @@ __version__ = "0.1.0"
 from i2i_core.checkpoint import load_component, save_component
 from i2i_core.errors import CheckpointError, I2IError, PluginError, UnknownComponentError
 from i2i_core.hookspecs import hookimpl
+from i2i_core.recipe import Recipe, load_recipe
 from i2i_core.registry import Component, create, get_component, list_components
+from i2i_core.training import TrainResult, build_trainer, train
 
 __all__ = [
     "CheckpointError",
     "Component",
     "I2IError",
     "PluginError",
+    "Recipe",
+    "TrainResult",
     "UnknownComponentError",
     "__version__",
+    "build_trainer",
     "create",
     "get_component",
     "hookimpl",
     "list_components",
     "load_component",
+    "load_recipe",
     "save_component",
+    "train",
 ]

@@ -14,7 +14,9 @@ from i2i_core.assignments import parse_assignment
 from i2i_core.errors import I2IError
 from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
 from i2i_core.plugins import get_plugin_host
+from i2i_core.recipe import load_recipe
 from i2i_core.registry import KINDS, list_components
+from i2i_core.training import network_specs, run_dir_of, train
 
 
 class I2IGroup(click.Group):
@@ -102,6 +104,41 @@ def import_weights_command(src: str, dst: str, source: str, arch: str, options: 
     parsed = dict(parse_assignment(o) for o in options)
     path = import_weights(src, dst, arch=arch, source=source, options=parsed)
     click.echo(f"Wrote {REFERENCE_ARCHS[arch]} '{arch}' to {path}")
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe value, e.g. --set train.steps=100 --set data.root=/data (repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the resolved recipe and the components it builds, then stop.")
+@click.option("--restart", is_flag=True, help="Start over: delete the run folder's checkpoints, samples and metrics.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")
+def run(recipe: str, overrides: tuple[str, ...], dry_run: bool, restart: bool, progress: bool | None) -> None:
+    """Train the CycleGAN described by RECIPE (a TOML file), resuming its run folder if it has checkpoints."""
+    resolved = load_recipe(recipe, overrides)
+    if dry_run:
+        click.echo(resolved.to_toml())
+        click.echo(f"# run folder: {run_dir_of(resolved)}")
+        for net, (kind, name, options) in network_specs(resolved).items():
+            click.echo(f"# {net}: {kind} '{name}' {json.dumps(options)}")
+        for term in ("gan", "cycle", "identity"):
+            click.echo(f"# loss.{term}: '{resolved[f'loss.{term}.name']}'")
+        click.echo(f"# data: {resolved['data.dataset']} '{resolved['data.root']}'")
+        return
+    result = train(resolved, restart=restart, show_progress=progress)
+    how = "Stopped by a signal" if result.interrupted else "Finished"
+    click.echo(
+        f"{how} at step {result.steps} after {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s).\n"
+        f"  run folder: {result.run_dir}\n  samples:    {result.run_dir / 'samples'}\n"
+        f"  checkpoint: {result.checkpoint}"
+    )
+    if result.interrupted:
+        click.echo("Run the same command again to resume from this checkpoint.")
 
 
 def main() -> None:

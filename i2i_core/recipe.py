@@ -1,0 +1,334 @@
+"""TOML recipes: defaults, ``extends`` inheritance, ``--set`` overrides and validation before any work starts.
+
+A recipe names components by their registered names; the other keys of a component's table are its options.
+Dotted keys (``train.lr``, ``model.generator.name``, ``loss.cycle.weight``...) address any value.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from i2i_core.assignments import parse_assignment
+from i2i_core.errors import I2IError, did_you_mean
+from i2i_core.registry import Component, get_component
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DECAYS = ("linear", "none")
+
+#: Every fixed key with its default. Component tables also take the component's own options.
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "description": "",
+    "data": {
+        "dataset": "unpaired-folder",
+        "root": "builtin:mini-photo2cartoon",
+        "load_size": 286,
+        "crop_size": 256,
+    },
+    "model": {
+        "generator": {"name": "resnet9"},
+        "discriminator": {"name": "vanilla"},
+    },
+    "loss": {
+        "gan": {"name": "lsgan"},
+        "cycle": {"name": "l1", "weight": 10.0},
+        "identity": {"name": "l1", "weight": 5.0},
+    },
+    "train": {
+        "epochs": 100,
+        "decay_epochs": 100,
+        "steps": 0,
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "batch_size": 1,
+        "pool_size": 50,
+        "decay": "linear",
+        "precision": "auto",
+        "seed": 0,
+        "device": "auto",
+        "num_workers": 0,
+    },
+    "output": {
+        "dir": "",
+        "checkpoint_every": 500,
+        "sample_every": 100,
+        "log_every": 10,
+        "keep_last": 3,
+        "num_samples": 4,
+    },
+    "report": {"reporters": []},
+}
+
+#: Tables naming a component (kind, key holding its name): their other keys are that component's options.
+COMPONENT_TABLES = {
+    ("data",): ("dataset", "dataset"),
+    ("model", "generator"): ("generator", "name"),
+    ("model", "discriminator"): ("discriminator", "name"),
+    ("loss", "gan"): ("loss", "name"),
+    ("loss", "cycle"): ("loss", "name"),
+    ("loss", "identity"): ("loss", "name"),
+}
+
+
+@dataclass
+class Recipe:
+    """A resolved, validated recipe. ``recipe["train.lr"]`` reads a dotted key."""
+
+    values: dict[str, Any]
+    path: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    def __getitem__(self, dotted: str) -> Any:
+        node: Any = self.values
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    @property
+    def name(self) -> str:
+        return self.values["name"]
+
+    def component_options(self, *table: str) -> dict[str, Any]:
+        """The options of the component named in ``table`` (its table minus the name and weight keys)."""
+        name_key = COMPONENT_TABLES[table][1]
+        node = self[".".join(table)]
+        skip = {name_key} | ({"weight"} if table[0] == "loss" else set())
+        return {k: v for k, v in node.items() if k not in skip}
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.values)
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: tables merge, other values replace. A component table whose name changes starts afresh."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            same_component = all(value.get(k, out[key].get(k)) == out[key].get(k) for k in ("name", "dataset"))
+            out[key] = _merge(out[key] if same_component else {}, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe file, resolving ``extends`` (relative to the file) recursively."""
+    path = path.resolve()
+    if path in chain:
+        raise I2IError(f"{path}: 'extends' forms a cycle: {' -> '.join(str(p) for p in (*chain, path))}")
+    if not path.is_file():
+        raise I2IError(f"{path}: no such recipe file")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise I2IError(f"{path}: invalid TOML: {exc}") from None
+    parent = values.pop("extends", None)
+    if parent is None:
+        return values
+    if not isinstance(parent, str):
+        raise I2IError(f"{path}: 'extends' must be a file name, got {parent!r}")
+    return _merge(_read_toml(path.parent / parent, (*chain, path)), values)
+
+
+def _set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = values
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            table = ".".join(parts[: i + 1])
+            raise I2IError(f"--set {dotted}: '{table}' is a value, not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str, Any] | None = None) -> Recipe:
+    """Read, resolve and validate a recipe.
+
+    Args:
+        path: the TOML file; ``extends = "other.toml"`` inherits from another (relative to this file).
+        overrides: ``["train.lr=1e-4", ...]`` or ``{"train.lr": 1e-4}``, applied last.
+
+    Example:
+        >>> recipe = load_recipe("recipes/quickstart.toml", ["train.steps=10"])  # doctest: +SKIP
+        >>> recipe["train.steps"]  # doctest: +SKIP
+        10
+    """
+    path = Path(path)
+    user = _read_toml(path)
+    if isinstance(overrides, Mapping):
+        pairs = list(overrides.items())
+        texts = [f"{k}={v!r}" for k, v in pairs]
+    else:
+        texts = list(overrides or [])
+        pairs = [parse_assignment(t) for t in texts]
+    for key, value in pairs:
+        _set_dotted(user, key, value)
+    values = _merge(DEFAULTS, user)
+    if not values["name"]:
+        values["name"] = path.stem
+    validate(values, source=str(path))
+    return Recipe(values=values, path=path, overrides=texts)
+
+
+def recipe_from_dict(values: Mapping[str, Any], name: str = "recipe") -> Recipe:
+    """A validated recipe from a mapping (defaults fill what is missing)."""
+    merged = _merge(DEFAULTS, values)
+    merged["name"] = merged["name"] or name
+    validate(merged, source=name)
+    return Recipe(values=merged)
+
+
+# -- validation ---------------------------------------------------------------------------------------------
+
+
+def _type_error(key: str, value: Any, expected: Any) -> I2IError:
+    return I2IError(f"{key} must be {_type_name(expected)}, got {value!r} ({type(value).__name__})")
+
+
+def _type_name(example: Any) -> str:
+    if isinstance(example, bool):
+        return "true or false"
+    if isinstance(example, int):
+        return "an integer"
+    if isinstance(example, float):
+        return "a number"
+    if isinstance(example, str):
+        return "a string"
+    if isinstance(example, list):
+        return "a list"
+    return type(example).__name__
+
+
+def _check_type(key: str, value: Any, example: Any) -> None:
+    if example is None or isinstance(example, dict):
+        return
+    if isinstance(example, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(example, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(example, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(example))
+    if not ok:
+        raise _type_error(key, value, example)
+
+
+def _component_of(values: dict[str, Any], table: tuple[str, ...], source: str) -> tuple[Component, dict[str, Any]]:
+    kind, name_key = COMPONENT_TABLES[table]
+    node = values
+    for part in table:
+        node = node[part]
+    dotted = ".".join(table)
+    name = node.get(name_key)
+    if not isinstance(name, str):
+        raise I2IError(f"{source}: {dotted}.{name_key} must name a {kind}, got {name!r}")
+    try:
+        component = get_component(kind, name)
+    except I2IError as exc:
+        raise I2IError(f"{source}: {dotted}.{name_key}: {exc}") from None
+    return component, node
+
+
+def validate(values: dict[str, Any], source: str) -> None:
+    """Check every key, type and value; raise one clear :class:`I2IError` for the first problem."""
+    _check_keys(values, DEFAULTS, (), source)
+    for table in COMPONENT_TABLES:
+        component, node = _component_of(values, table, source)
+        kind = COMPONENT_TABLES[table][0]
+        fixed = DEFAULTS
+        for part in table:
+            fixed = fixed[part]
+        options = component.options()
+        dotted = ".".join(table)
+        for key, value in node.items():
+            if key in fixed:
+                continue
+            if key not in options:
+                known = sorted(set(fixed) | set(options))
+                raise I2IError(
+                    f"{source}: unknown key '{dotted}.{key}' for {kind} '{component.name}'."
+                    f"{did_you_mean(key, known)} Valid keys: {', '.join(known)}."
+                )
+            _check_type(f"{source}: {dotted}.{key}", value, options[key])
+        if table[0] == "loss":
+            role = component.metadata.get("role")
+            wanted = "gan" if table[1] == "gan" else "reconstruction"
+            if role not in (None, wanted):
+                raise I2IError(
+                    f"{source}: {dotted}.name: loss '{component.name}' is a {role} loss, not a {wanted} loss"
+                )
+    _check_values(values, source)
+
+
+def _check_keys(values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: tuple[str, ...], source: str) -> None:
+    open_table = prefix in COMPONENT_TABLES
+    for key, value in values.items():
+        dotted = ".".join((*prefix, key))
+        if key not in defaults:
+            if open_table:
+                continue  # a component option, checked against the component
+            raise I2IError(
+                f"{source}: unknown key '{dotted}'.{did_you_mean(key, defaults)} "
+                f"Valid keys{' in [' + '.'.join(prefix) + ']' if prefix else ''}: {', '.join(defaults)}."
+            )
+        expected = defaults[key]
+        if isinstance(expected, dict):
+            if not isinstance(value, Mapping):
+                raise I2IError(f"{source}: '{dotted}' must be a table, got {value!r}")
+            _check_keys(value, expected, (*prefix, key), source)
+        else:
+            _check_type(f"{source}: {dotted}", value, expected)
+
+
+def _check_values(values: dict[str, Any], source: str) -> None:
+    train, data, output = values["train"], values["data"], values["output"]
+
+    def fail(key: str, message: str) -> None:
+        raise I2IError(f"{source}: {key} {message}")
+
+    for key in ("epochs", "decay_epochs", "steps", "pool_size", "num_workers", "seed"):
+        if train[key] < 0:
+            fail(f"train.{key}", f"must be >= 0, got {train[key]}")
+    if train["steps"] == 0 and train["epochs"] + train["decay_epochs"] == 0:
+        fail("train.epochs", "and train.decay_epochs are both 0: set one of them, or train.steps")
+    if train["batch_size"] < 1:
+        fail("train.batch_size", f"must be >= 1, got {train['batch_size']}")
+    if train["lr"] <= 0:
+        fail("train.lr", f"must be > 0, got {train['lr']}")
+    betas = train["betas"]
+    if len(betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
+        fail("train.betas", f"must be two numbers in [0, 1), got {betas!r}")
+    for key, choices in (("precision", PRECISIONS), ("decay", DECAYS)):
+        if train[key] not in choices:
+            fail(
+                f"train.{key}",
+                f"must be one of {', '.join(choices)}, got {train[key]!r}.{did_you_mean(train[key], choices)}",
+            )
+    for key in ("checkpoint_every", "sample_every", "log_every", "keep_last"):
+        if output[key] < 0:
+            fail(f"output.{key}", f"must be >= 0, got {output[key]}")
+    for key in ("cycle", "identity"):
+        if values["loss"][key]["weight"] < 0:
+            fail(f"loss.{key}.weight", f"must be >= 0, got {values['loss'][key]['weight']}")
+    load, crop = data.get("load_size"), data.get("crop_size")
+    if isinstance(load, int) and isinstance(crop, int):
+        if crop > load:
+            fail("data.crop_size", f"({crop}) is larger than data.load_size ({load}); crop_size must be <= load_size")
+        generator = get_component("generator", values["model"]["generator"]["name"])
+        multiple = generator.metadata.get("size_multiple")
+        if multiple and crop % multiple:
+            fail(
+                "data.crop_size",
+                f"({crop}) is not a multiple of {multiple}, which generator '{generator.name}' needs; "
+                f"try {max(multiple, crop - crop % multiple)}",
+            )

@@ -1,0 +1,353 @@
+"""The training engine: a CycleGAN run from a recipe, top to bottom, resumable at any step.
+
+``train(recipe)`` builds the networks, data and optimisers, resumes from the run folder's latest complete
+checkpoint if there is one, then loops: learning rate, one step, metrics, samples, checkpoints. SIGINT and
+SIGTERM save a checkpoint and stop cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import signal
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
+from i2i_core.errors import I2IError
+from i2i_core.precision import resolve_device, resolve_precision
+from i2i_core.recipe import Recipe
+from i2i_core.registry import create
+from i2i_core.samples import save_sample_grid
+from i2i_core.training_checkpoint import (
+    Progress,
+    list_checkpoints,
+    load_training_checkpoint,
+    prune_checkpoints,
+    save_training_checkpoint,
+)
+
+NETWORK_TABLES = {
+    "G_A": ("generator",),
+    "G_B": ("generator",),
+    "D_A": ("discriminator",),
+    "D_B": ("discriminator",),
+}
+
+
+@dataclass
+class TrainResult:
+    """Where a run went and how it ended."""
+
+    run_dir: Path
+    steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+    steps_per_second: float = 0.0
+
+
+# -- building -----------------------------------------------------------------------------------------------
+
+
+def network_specs(recipe: Recipe) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """(kind, component name, options) of each of the four networks."""
+    specs = {}
+    for net, (table,) in NETWORK_TABLES.items():
+        kind = table
+        specs[net] = (kind, recipe[f"model.{table}.name"], recipe.component_options("model", table))
+    return specs
+
+
+def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> CycleGAN:
+    """The four networks, losses, optimisers and pools of a recipe, on its device and precision.
+
+    Example:
+        >>> trainer = build_trainer(load_recipe("recipes/quickstart.toml"))  # doctest: +SKIP
+        >>> losses = trainer.train_step(real_A, real_B)  # doctest: +SKIP
+    """
+    torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
+    device = torch.device(device) if device is not None else resolve_device(recipe["train.device"])
+    nets = {net: create(kind, name, **options) for net, (kind, name, options) in network_specs(recipe).items()}
+    return CycleGAN(
+        **nets,
+        gan_loss=create("loss", recipe["loss.gan.name"], **recipe.component_options("loss", "gan")),
+        cycle_loss=create("loss", recipe["loss.cycle.name"], **recipe.component_options("loss", "cycle")),
+        identity_loss=create("loss", recipe["loss.identity.name"], **recipe.component_options("loss", "identity")),
+        cycle_weight=recipe["loss.cycle.weight"],
+        identity_weight=recipe["loss.identity.weight"],
+        lr=recipe["train.lr"],
+        betas=tuple(recipe["train.betas"]),
+        pool_size=recipe["train.pool_size"],
+        seed=recipe["train.seed"],
+        precision=resolve_precision(recipe["train.precision"], device),
+        device=device,
+    )
+
+
+def build_dataset(recipe: Recipe, split: str) -> Dataset:
+    """The recipe's dataset component for ``split`` (``train`` or ``test``)."""
+    return create("dataset", recipe["data.dataset"], split=split, **recipe.component_options("data"))
+
+
+# -- schedule -----------------------------------------------------------------------------------------------
+
+
+def linear_decay(t: int, n_constant: int, n_decay: int) -> float:
+    """The reference's "linear" policy for 1-based period ``t``: 1 for ``n_constant`` periods, then linear
+    decay over ``n_decay``: ``1 - max(0, t - n_constant) / (n_decay + 1)``."""
+    return 1.0 - max(0, t - n_constant) / (n_decay + 1)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Length of a run and its learning rate at each step.
+
+    With ``train.steps`` unset: ``epochs + decay_epochs`` epochs, the rate decaying per epoch as the reference.
+    With ``train.steps``: that many steps, the rate decaying per step over the second half.
+    """
+
+    steps_per_epoch: int
+    total_steps: int
+    lr: float
+    decay: str
+    epochs: int
+    decay_epochs: int
+    by_steps: bool
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, dataset_size: int) -> Schedule:
+        steps_per_epoch = math.ceil(dataset_size / recipe["train.batch_size"])
+        steps = recipe["train.steps"]
+        epochs, decay_epochs = recipe["train.epochs"], recipe["train.decay_epochs"]
+        total = steps if steps else (epochs + decay_epochs) * steps_per_epoch
+        return cls(steps_per_epoch, total, recipe["train.lr"], recipe["train.decay"], epochs, decay_epochs, bool(steps))
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of 0-based step ``step``."""
+        if self.decay == "none":
+            return self.lr
+        if self.by_steps:
+            n_decay = self.total_steps // 2
+            return self.lr * linear_decay(step + 1, self.total_steps - n_decay, n_decay)
+        return self.lr * linear_decay(step // self.steps_per_epoch + 1, self.epochs, self.decay_epochs)
+
+
+def epoch_order(seed: int, epoch: int, size: int) -> list[int]:
+    """The shuffled order of an epoch, from its own generator: a resumed run sees the same order."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(size, generator=generator).tolist()
+
+
+def fixed_sample_batch(recipe: Recipe, train_set: Dataset) -> dict[str, torch.Tensor]:
+    """The images every sample grid shows: the first test pairs, or fixed training crops without a test split."""
+    count = recipe["output.num_samples"]
+    try:
+        dataset = build_dataset(recipe, "test")
+    except I2IError as exc:
+        warnings.warn(f"sample grids use training images: {exc}", stacklevel=2)
+        dataset = train_set
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        items = [dataset[i] for i in range(min(count, len(dataset)))]
+    return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items])}
+
+
+# -- run folder ---------------------------------------------------------------------------------------------
+
+
+def run_dir_of(recipe: Recipe) -> Path:
+    return Path(recipe["output.dir"] or Path("runs") / recipe.name)
+
+
+def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool) -> Path | None:
+    """Create or reuse the run folder; return the checkpoint to resume from, if any."""
+    if restart:
+        for name in ("checkpoints", "samples", "tensorboard", "metrics.jsonl"):
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    stored = run_dir / "recipe.toml"
+    if checkpoints and stored.is_file() and stored.read_text() != recipe.to_toml():
+        warnings.warn(
+            f"the recipe differs from the one {run_dir} was started with; resuming with the new one "
+            "(use --restart to start over)",
+            stacklevel=2,
+        )
+    stored.write_text(recipe.to_toml())
+    return checkpoints[-1] if checkpoints else None
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines written after the checkpoint a run resumes from."""
+    if path.is_file():
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+class _StopSignals:
+    """Turn SIGINT/SIGTERM into a request to stop after the current step (a second SIGINT stops at once)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # optional extra
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _progress_bar(total: int, initial: int, show: bool | None) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        dynamic_ncols=True,
+        disable=not (sys.stderr.isatty() if show is None else show),
+    )
+
+
+# -- the loop -----------------------------------------------------------------------------------------------
+
+
+def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = None) -> TrainResult:
+    """Train the recipe's CycleGAN in its run folder, resuming from its latest checkpoint.
+
+    Args:
+        recipe: from :func:`i2i_core.load_recipe`.
+        restart: delete the run folder's checkpoints, samples and metrics and start over.
+        show_progress: progress bar on or off (default: only when standard error is a terminal).
+    """
+    run_dir = run_dir_of(recipe)
+    resume_from = _prepare_run_dir(run_dir, recipe, restart)
+    train_set = build_dataset(recipe, "train")
+    sample_batch = fixed_sample_batch(recipe, train_set)
+    trainer = build_trainer(recipe)
+    specs = network_specs(recipe)
+    schedule = Schedule.from_recipe(recipe, len(train_set))
+    out = recipe.values["output"]
+    seed, batch_size = recipe["train.seed"], recipe["train.batch_size"]
+
+    progress = Progress()
+    if resume_from is not None:
+        progress, _ = load_training_checkpoint(resume_from, trainer)
+        _truncate_metrics(run_dir / "metrics.jsonl", progress.step)
+        print(f"Resuming {run_dir} from step {progress.step} ({resume_from.name})", file=sys.stderr)
+    tensorboard = _tensorboard(run_dir)
+    bar = _progress_bar(schedule.total_steps, progress.step, show_progress)
+    losses: dict[str, float] = {}
+    checkpoint = resume_from
+    start_step, started = progress.step, time.perf_counter()
+    window_start, window_steps = started, 0
+
+    def save_checkpoint() -> Path:
+        extra = {"lr": schedule.lr_at(max(progress.step - 1, 0)), "recipe": recipe.name}
+        path = save_training_checkpoint(run_dir / "checkpoints", trainer, progress, specs, extra)
+        prune_checkpoints(run_dir / "checkpoints", out["keep_last"])
+        return path
+
+    def save_samples() -> None:
+        images = {"real_A": sample_batch["A"], "real_B": sample_batch["B"]}
+        images.update(trainer.translate(sample_batch["A"], sample_batch["B"]))
+        save_sample_grid(run_dir / "samples" / f"step_{progress.step:07d}.png", images)
+        if tensorboard is not None:
+            tensorboard.add_images(
+                "samples", torch.cat([images["fake_B"], images["fake_A"]]) * 0.5 + 0.5, progress.step
+            )
+
+    trainer.train()
+    with _StopSignals() as stop, open(run_dir / "metrics.jsonl", "a") as metrics_file:
+        while progress.step < schedule.total_steps and stop.received is None:
+            order = epoch_order(seed, progress.epoch, len(train_set))
+            loader = DataLoader(
+                train_set,
+                batch_size=batch_size,
+                sampler=order[progress.batch_in_epoch * batch_size :],
+                num_workers=recipe["train.num_workers"],
+                # its own generator: creating a loader must not draw from the global RNG, or a resumed run
+                # (which creates one more) would diverge from an uninterrupted one
+                generator=torch.Generator().manual_seed(seed + progress.epoch),
+            )
+            for batch in loader:
+                trainer.set_lr(schedule.lr_at(progress.step))
+                losses = trainer.train_step(batch["A"], batch["B"])
+                progress.step += 1
+                progress.batch_in_epoch += 1
+                if progress.batch_in_epoch == schedule.steps_per_epoch:
+                    progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
+                window_steps += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("G_A", "G_B", "D_A", "D_B")}, refresh=False)
+
+                step, done = progress.step, progress.step >= schedule.total_steps
+                if out["log_every"] and (step % out["log_every"] == 0 or done):
+                    now = time.perf_counter()
+                    record = {
+                        "step": step,
+                        "epoch": progress.epoch + 1,
+                        **losses,
+                        "lr": schedule.lr_at(step - 1),
+                        "steps_per_s": window_steps / (now - window_start),
+                    }
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    window_start, window_steps = now, 0
+                    if tensorboard is not None:
+                        for name in (*LOSS_NAMES, "lr"):
+                            tensorboard.add_scalar(f"loss/{name}" if name != "lr" else "lr", record[name], step)
+                if out["sample_every"] and (step % out["sample_every"] == 0 or done):
+                    save_samples()
+                if out["checkpoint_every"] and step % out["checkpoint_every"] == 0 and not done:
+                    checkpoint = save_checkpoint()
+                if done or stop.received is not None:
+                    break
+        checkpoint = save_checkpoint()
+    bar.close()
+    if tensorboard is not None:
+        tensorboard.close()
+
+    seconds = time.perf_counter() - started
+    done_steps = progress.step - start_step
+    result = TrainResult(
+        run_dir=run_dir,
+        steps=progress.step,
+        metrics=losses,
+        checkpoint=checkpoint,
+        interrupted=stop.received is not None,
+        seconds=seconds,
+        steps_per_second=done_steps / seconds if seconds > 0 else 0.0,
+    )
+    return result

@@ -1,0 +1,238 @@
+"""The training engine: schedule, run folder, checkpoints, exact resume, signals, the ``i2i run`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from safetensors.torch import load_file
+
+import i2i_core
+from i2i_core.cli import cli
+from i2i_core.cyclegan import CycleGAN
+from i2i_core.training import Schedule, linear_decay
+from i2i_core.training_checkpoint import list_checkpoints
+
+TINY = Path(__file__).parent / "recipes" / "tiny.toml"
+
+
+def tiny(tmp_path: Path, *overrides: str) -> i2i_core.Recipe:
+    return i2i_core.load_recipe(TINY, [f"output.dir='{tmp_path / 'run'}'", *overrides])
+
+
+def weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    folder = run_dir / "checkpoints" / f"step_{step:07d}"
+    return {
+        f"{n}.{k}": v for n in ("G_A", "G_B", "D_A", "D_B") for k, v in load_file(folder / f"{n}.safetensors").items()
+    }
+
+
+def test_linear_schedule_equals_reference(golden_nets):
+    golden = golden_nets["lr_linear_schedule_epoch_to_lr"]
+    for epoch, lr in golden.items():
+        if not epoch.isdigit():  # a note on what the reference does after its last epoch
+            continue
+        assert 2e-4 * linear_decay(int(epoch), 100, 100) == pytest.approx(lr, rel=1e-12)
+
+
+def test_schedule_by_epochs_and_by_steps():
+    r = i2i_core.load_recipe(TINY, ["train.steps=0", "train.epochs=2", "train.decay_epochs=2"])
+    s = Schedule.from_recipe(r, dataset_size=5)
+    assert (s.steps_per_epoch, s.total_steps) == (5, 20)
+    assert [s.lr_at(i) for i in (0, 9, 10, 15, 19)] == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3, 2e-4 / 3])
+    s = Schedule.from_recipe(i2i_core.load_recipe(TINY, ["train.steps=10"]), dataset_size=5)
+    assert s.total_steps == 10
+    assert [s.lr_at(i) for i in (0, 4, 5, 9)] == pytest.approx([2e-4, 2e-4, 2e-4 * 5 / 6, 2e-4 / 6])
+
+
+def test_build_trainer_exposes_networks_and_step(tmp_path):
+    trainer = i2i_core.build_trainer(tiny(tmp_path))
+    assert {type(trainer.G_A).__name__, type(trainer.D_B).__name__} == {"ResnetGenerator", "PatchDiscriminator"}
+    losses = trainer.train_step(torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert set(losses) == {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
+    assert all(isinstance(v, float) and v > 0 for v in losses.values())
+
+
+def test_run_folder_contents(tmp_path):
+    result = i2i_core.train(tiny(tmp_path), show_progress=False)
+    run = result.run_dir
+    assert result.steps == 8 and not result.interrupted and result.checkpoint == run / "checkpoints" / "step_0000008"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == list(range(1, 9))
+    assert {"epoch", "lr", "steps_per_s", "G_A", "D_B", "cycle_A", "idt_B"} <= set(lines[0])
+    assert [p.name for p in sorted((run / "samples").iterdir())] == ["step_0000004.png", "step_0000008.png"]
+    grid = Image.open(run / "samples" / "step_0000008.png")
+    assert grid.size == (6 * 34 + 2, 2 * 34 + 2)  # 6 columns x 2 test pairs of 32 px, 2 px padding
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_0000004", "step_0000008"]
+    assert i2i_core.load_recipe(run / "recipe.toml").values["train"] == tiny(tmp_path).values["train"]
+    G_A = i2i_core.load_component(run / "checkpoints" / "step_0000008" / "G_A.safetensors")  # rebuilds alone
+    assert G_A.model[1].out_channels == 8
+
+
+def test_keep_last_prunes_old_checkpoints(tmp_path):
+    i2i_core.train(tiny(tmp_path, "output.checkpoint_every=2", "output.keep_last=2"), show_progress=False)
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_0000006", "step_0000008"]
+
+
+def interrupt_after(monkeypatch, steps: int) -> None:
+    """Send this process a real SIGINT during training step ``steps``, as Ctrl-C would."""
+    real_step = CycleGAN.train_step
+    calls = []
+
+    def step(self, real_A, real_B):
+        calls.append(1)
+        if len(calls) == steps:
+            signal.raise_signal(signal.SIGINT)
+        return real_step(self, real_A, real_B)
+
+    monkeypatch.setattr(CycleGAN, "train_step", step)
+
+
+@pytest.mark.parametrize(
+    ("total", "stop_at", "overrides"),
+    [
+        (6, 3, []),
+        # 32 images per epoch at batch 5: 7 steps per epoch; stop in the middle of epoch 2
+        (12, 9, ["train.batch_size=5", "train.pool_size=2"]),
+    ],
+)
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, total, stop_at, overrides):
+    common = [f"train.steps={total}", "output.checkpoint_every=0", *overrides]
+    straight = i2i_core.train(tiny(tmp_path / "a", *common), show_progress=False)
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, stop_at)
+        first = i2i_core.train(tiny(tmp_path / "b", *common), show_progress=False)
+    assert first.interrupted and first.steps == stop_at
+    assert [p.name for p in list_checkpoints(first.run_dir / "checkpoints")] == [f"step_{stop_at:07d}"]
+    resumed = i2i_core.train(tiny(tmp_path / "b", *common), show_progress=False)
+    assert resumed.steps == total and not resumed.interrupted
+    a, b = weights(straight.run_dir, total), weights(resumed.run_dir, total)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    metrics = [json.loads(line)["step"] for line in (resumed.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert metrics == list(range(1, total + 1))
+
+
+def test_changed_recipe_warns_on_resume(tmp_path):
+    i2i_core.train(tiny(tmp_path, "train.steps=2"), show_progress=False)
+    with pytest.warns(UserWarning, match="recipe differs"):
+        assert i2i_core.train(tiny(tmp_path, "train.steps=3"), show_progress=False).steps == 3
+
+
+def test_restart_starts_over(tmp_path):
+    i2i_core.train(tiny(tmp_path, "train.steps=2"), show_progress=False)
+    result = i2i_core.train(tiny(tmp_path, "train.steps=2"), restart=True, show_progress=False)
+    lines = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+
+
+def test_crash_while_writing_a_checkpoint_keeps_the_last_complete_one(tmp_path, monkeypatch):
+    i2i_core.train(tiny(tmp_path, "train.steps=4"), show_progress=False)
+    import i2i_core.training_checkpoint as tc
+
+    real_save = tc.save_component
+    calls = []
+
+    def crash_on_third(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("power cut")
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(tc, "save_component", crash_on_third)
+    with pytest.warns(UserWarning), pytest.raises(OSError, match="power cut"):
+        i2i_core.train(tiny(tmp_path, "train.steps=8", "output.checkpoint_every=2"), show_progress=False)
+    monkeypatch.undo()
+    folder = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in list_checkpoints(folder)] == ["step_0000004"]  # the half-written one is not taken
+    with pytest.warns(UserWarning):
+        result = i2i_core.train(tiny(tmp_path, "train.steps=8"), show_progress=False)
+    assert result.steps == 8
+
+
+def test_bad_images_stop_before_training(tmp_path):
+    for domain in ("trainA", "trainB", "testA", "testB"):
+        (tmp_path / "data" / domain).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "data" / domain / "ok.png")
+    (tmp_path / "data" / "trainA" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    recipe = tiny(tmp_path, f"data.root='{tmp_path / 'data'}'")
+    with pytest.raises(i2i_core.I2IError, match=r"(?s)1 unreadable image.*broken\.jpg"):
+        i2i_core.train(recipe, show_progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    skipping = tiny(tmp_path, f"data.root='{tmp_path / 'data'}'", "data.on_bad_image='skip'", "train.steps=1")
+    with pytest.warns(UserWarning, match="skipping 1 unreadable image"):
+        assert i2i_core.train(skipping, show_progress=False).steps == 1
+
+
+def test_cli_run_end_to_end_and_dry_run(tmp_path):
+    runner = CliRunner()
+    args = [
+        "run",
+        str(Path(__file__).parents[1] / "recipes" / "quickstart.toml"),
+        "--set",
+        "data.load_size=72",
+        "--set",
+        "data.crop_size=64",
+        "--set",
+        "model.generator.ngf=8",
+        "--set",
+        "model.discriminator.ndf=8",
+        "--set",
+        "train.steps=3",
+        "--set",
+        f"output.dir='{tmp_path / 'q'}'",
+    ]
+    dry = runner.invoke(cli, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "crop_size = 64" in dry.output and "# G_A: generator 'resnet6'" in dry.output
+    assert not (tmp_path / "q").exists()
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Finished at step 3" in result.output
+    assert (tmp_path / "q" / "checkpoints" / "step_0000003" / "state.json").is_file()
+
+
+def test_cli_run_reports_recipe_errors_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["run", str(TINY), "--set", "train.lrr=1"])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "Did you mean 'lr'?" in result.output
+
+
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "i2i_core",
+        "run",
+        str(TINY),
+        "--set",
+        "train.steps=100000",
+        "--set",
+        f"output.dir='{tmp_path / 'run'}'",
+        "--set",
+        "output.checkpoint_every=0",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Stopped by a signal at step" in out
+    (checkpoint,) = list_checkpoints(tmp_path / "run" / "checkpoints")
+    step = json.loads((checkpoint / "state.json").read_text())["step"]
+    assert step >= 3 and f"at step {step}" in out
