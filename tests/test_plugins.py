@@ -98,6 +98,45 @@ def test_third_party_distribution_in_cli_json(site):
     assert rows["resnet9"]["distribution"] == "i2i"
 
 
+def test_pip_installed_plugin_distribution_is_listed_and_built(tmp_path):
+    """A throwaway plugin package with its own pyproject, installed by pip, works with no change to i2i."""
+    project = tmp_path / "i2i-doubler"
+    (project / "thirdparty_doubler_pkg").mkdir(parents=True)
+    (project / "thirdparty_doubler_pkg" / "__init__.py").write_text(THIRD_PARTY_GENERATOR)
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "i2i-doubler"
+        version = "0.3.0"
+
+        [project.entry-points.i2i]
+        doubler = "thirdparty_doubler_pkg"
+        """)
+    )
+    target = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*install, "--target", str(target), str(project)], check=True, capture_output=True)
+    listing = run_cli("plugins", "--json", pythonpath=target)
+    rows = {row["name"]: row for row in json.loads(listing.stdout)}
+    assert (rows["doubler"]["plugin"], rows["doubler"]["distribution"], rows["doubler"]["version"]) == (
+        "doubler",
+        "i2i-doubler",
+        "0.3.0",
+    )
+    code = "import i2i_core; print(i2i_core.create('generator', 'doubler', gain=3.0).gain.item())"
+    built = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    assert built.stdout.strip() == "3.0", built.stderr
+
+
 def test_plugin_raising_on_import_is_reported_and_others_load(site):
     make_distribution(site, "i2i-broken", "thirdparty_broken", "raise ImportError('needs libfoo')\n")
     with pytest.warns(RuntimeWarning, match=r"i2i plugin 'i2i-broken': failed to import thirdparty_broken"):
