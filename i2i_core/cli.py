@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import click
 
 from i2i_core import __version__
+from i2i_core.analyze import analyze_command
 from i2i_core.assignments import parse_assignment
 from i2i_core.errors import I2IError
+from i2i_core.export import export_onnx
 from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
 from i2i_core.plugins import get_plugin_host
+from i2i_core.precision import resolve_device
 from i2i_core.recipe import load_recipe
 from i2i_core.registry import KINDS, list_components
 from i2i_core.training import network_specs, run_dir_of, train
+from i2i_core.translate import expand_inputs, load_translator
 
 
 class I2IGroup(click.Group):
@@ -106,6 +111,9 @@ def import_weights_command(src: str, dst: str, source: str, arch: str, options: 
     click.echo(f"Wrote {REFERENCE_ARCHS[arch]} '{arch}' to {path}")
 
 
+cli.add_command(analyze_command)
+
+
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option(
@@ -139,6 +147,96 @@ def run(recipe: str, overrides: tuple[str, ...], dry_run: bool, restart: bool, p
     )
     if result.interrupted:
         click.echo("Run the same command again to resume from this checkpoint.")
+
+
+def _parse_bytes(text: str | None) -> int | None:
+    """'1.5GB', '800M', '2g' or a plain number of bytes."""
+    if text is None:
+        return None
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1] if value and value[-1] in units else ""
+    try:
+        return int(float(value.removesuffix(unit)) * units[unit])
+    except ValueError:
+        raise I2IError(f"--max-memory: expected a size such as 800MB or 2GB, got {text!r}") from None
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-c", "--checkpoint", required=True, help="Run folder, checkpoint folder or generator .safetensors.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), help="Output format (default: the input's)."
+)
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--tile", type=click.IntRange(min=16), help="Translate in tiles of this many pixels a side.")
+@click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True, help="Tile overlap in pixels.")
+@click.option(
+    "--max-memory", help="Tile automatically when a full-image pass needs more (default: min(1GB, 1/4 of free RAM))."
+)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")
+def translate(
+    inputs: tuple[str, ...],
+    checkpoint: str,
+    out_dir: str,
+    direction: str,
+    fmt: str | None,
+    quality: int,
+    tile: int | None,
+    overlap: int,
+    max_memory: str | None,
+    precision: str,
+    device: str,
+    progress: bool | None,
+) -> None:
+    """Translate INPUTS (files, folders, globs) at full resolution into OUT_DIR, keeping their names."""
+    from tqdm.auto import tqdm
+
+    files = expand_inputs(inputs)
+    translator = load_translator(
+        checkpoint, direction, resolve_device(device), precision, tile, overlap, _parse_bytes(max_memory)
+    )
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    failed = []
+    show = sys.stderr.isatty() if progress is None else progress
+    for path in tqdm(files, unit="image", disable=not show):
+        try:
+            translator.translate_file(path, Path(out_dir), fmt, quality)
+        except I2IError as exc:
+            failed.append(exc)
+            click.echo(f"Skipped: {exc}", err=True)
+    click.echo(f"Translated {len(files) - len(failed)} of {len(files)} image(s) into {out_dir}")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def export() -> None:
+    """Export a trained generator to other formats."""
+
+
+@export.command("onnx")
+@click.option("-c", "--checkpoint", required=True, help="Run folder, checkpoint folder or generator .safetensors.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
+@click.option("--dynamic-size", is_flag=True, help="Free batch size, height and width (else 1x3xSIZExSIZE).")
+@click.option("--size", type=click.IntRange(min=16), default=256, show_default=True, help="Input side when fixed.")
+@click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
+def export_onnx_command(
+    checkpoint: str, output: str, direction: str, dynamic_size: bool, size: int, opset: int
+) -> None:
+    """Export a generator to ONNX and check it against PyTorch with onnxruntime."""
+    result = export_onnx(checkpoint, output, direction, dynamic_size, size, opset)
+    click.echo(f"Wrote {result.path}")
+    if result.max_abs_diff is None:
+        click.echo("onnxruntime is not installed: the model was not checked (pip install onnxruntime)")
+    else:
+        shapes = ", ".join("x".join(map(str, s)) for s in result.checked_shapes)
+        click.echo(f"Checked with onnxruntime on {shapes}: max abs difference {result.max_abs_diff:.2e}")
 
 
 def main() -> None:

@@ -320,6 +320,14 @@ def _check_values(values: dict[str, Any], source: str) -> None:
     for key in ("cycle", "identity"):
         if values["loss"][key]["weight"] < 0:
             fail(f"loss.{key}.weight", f"must be >= 0, got {values['loss'][key]['weight']}")
+    reporters = values["report"]["reporters"]
+    if not all(isinstance(name, str) for name in reporters):
+        fail("report.reporters", f"must be a list of reporter names, got {reporters!r}")
+    for name in reporters:
+        try:
+            get_component("reporter", name)
+        except I2IError as exc:
+            fail("report.reporters:", str(exc))
     load, crop = data.get("load_size"), data.get("crop_size")
     if isinstance(load, int) and isinstance(crop, int):
         if crop > load:

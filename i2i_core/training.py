@@ -173,7 +173,7 @@ def run_dir_of(recipe: Recipe) -> Path:
 def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool) -> Path | None:
     """Create or reuse the run folder; return the checkpoint to resume from, if any."""
     if restart:
-        for name in ("checkpoints", "samples", "tensorboard", "metrics.jsonl"):
+        for name in ("checkpoints", "samples", "reports", "tensorboard", "metrics.jsonl"):
             path = run_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +257,7 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
     sample_batch = fixed_sample_batch(recipe, train_set)
     trainer = build_trainer(recipe)
     specs = network_specs(recipe)
+    reporters = {name: create("reporter", name) for name in recipe["report.reporters"]}
     schedule = Schedule.from_recipe(recipe, len(train_set))
     out = recipe.values["output"]
     seed, batch_size = recipe["train.seed"], recipe["train.batch_size"]
@@ -283,6 +284,10 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
         images = {"real_A": sample_batch["A"], "real_B": sample_batch["B"]}
         images.update(trainer.translate(sample_batch["A"], sample_batch["B"]))
         save_sample_grid(run_dir / "samples" / f"step_{progress.step:07d}.png", images)
+        for name, reporter in reporters.items():
+            folder = run_dir / "reports" / name / f"step_{progress.step:07d}"
+            reporter.report({"real_A": images["real_A"], "fake_B": images["fake_B"]}, folder / "AtoB")
+            reporter.report({"real_B": images["real_B"], "fake_A": images["fake_A"]}, folder / "BtoA")
         if tensorboard is not None:
             tensorboard.add_images(
                 "samples", torch.cat([images["fake_B"], images["fake_A"]]) * 0.5 + 0.5, progress.step

@@ -71,6 +71,15 @@ def test_checkpoint_of_unknown_component(saved, tmp_path):
         i2i_core.load_component(path)
 
 
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "f.bin", b"x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+
+
 def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.bin"
     atomic_write_bytes(path, b"old")

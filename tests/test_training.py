@@ -78,6 +78,19 @@ def test_run_folder_contents(tmp_path):
     assert G_A.model[1].out_channels == 8
 
 
+def test_reporters_run_at_sample_time(tmp_path):
+    run = i2i_core.train(tiny(tmp_path, "train.steps=4", "report.reporters=['fourier']"), show_progress=False).run_dir
+    for direction, labels in (("AtoB", ["real_A", "fake_B"]), ("BtoA", ["real_B", "fake_A"])):
+        folder = run / "reports" / "fourier" / "step_0000004" / direction
+        assert {p.name for p in folder.iterdir()} == {"fourier.json", "spectra.png", "radial_power.png"}
+        assert list(json.loads((folder / "fourier.json").read_text())["images"]) == labels
+
+
+def test_unknown_reporter_is_a_recipe_error():
+    with pytest.raises(i2i_core.I2IError, match=r"report\.reporters: unknown reporter 'fourrier'\. Did you mean"):
+        i2i_core.load_recipe(TINY, ["report.reporters=['fourrier']"])
+
+
 def test_keep_last_prunes_old_checkpoints(tmp_path):
     i2i_core.train(tiny(tmp_path, "output.checkpoint_every=2", "output.keep_last=2"), show_progress=False)
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_0000006", "step_0000008"]

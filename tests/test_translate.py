@@ -1,0 +1,152 @@
+"""``i2i translate`` and the translation API: any size, tiles that do not show, bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import i2i_core
+from i2i_core.cli import cli
+from i2i_core.errors import CheckpointError, I2IError
+from i2i_core.images import load_rgb, to_tensor
+from i2i_core.tiling import run_tiled, translate_tensor
+from i2i_core.translate import generator_checkpoint, load_translator
+
+DATA = Path(__file__).parents[1] / "plugins" / "i2i_datasets" / "data" / "mini-photo2cartoon"
+PHOTO = sorted((DATA / "testA").iterdir())[0]
+TINY = Path(__file__).parent / "recipes" / "tiny.toml"
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    net = i2i_core.create("generator", "resnet6", ngf=8)
+    path = tmp_path_factory.mktemp("ckpt") / "G.safetensors"
+    return i2i_core.save_component(path, net, "generator", "resnet6", {"ngf": 8})
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    recipe = i2i_core.load_recipe(TINY, [f"output.dir='{out}'", "train.steps=2"])
+    return i2i_core.train(recipe, show_progress=False).run_dir
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1, 1]."""
+    return 10 * math.log10(4.0 / ((a - b) ** 2).mean().item())
+
+
+def test_checkpoint_paths_resolve(run_dir, generator_file):
+    latest = run_dir / "checkpoints" / "step_0000002"
+    assert generator_checkpoint(run_dir) == latest / "G_A.safetensors"
+    assert generator_checkpoint(run_dir, "BtoA") == latest / "G_B.safetensors"
+    assert generator_checkpoint(latest, "BtoA") == latest / "G_B.safetensors"
+    assert generator_checkpoint(generator_file) == generator_file
+
+
+def test_bad_checkpoints(tmp_path, run_dir):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_translator(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        load_translator(tmp_path)
+    with pytest.raises(CheckpointError, match="holds a discriminator checkpoint, not a generator"):
+        load_translator(run_dir / "checkpoints" / "step_0000002" / "D_A.safetensors")
+    with pytest.raises(I2IError, match="unknown direction 'AtoC'"):
+        load_translator(run_dir, direction="AtoC")
+
+
+def test_any_size_keeps_size_and_equals_padded_pass(generator_file):
+    t = load_translator(generator_file, precision="fp32")
+    x = torch.rand(3, 37, 50) * 2 - 1  # not multiples of 4
+    y = t.translate(x)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    padded = torch.nn.functional.pad(x[None], (0, 2, 0, 3), mode="reflect")
+    with torch.no_grad():
+        expected = t.net(padded)[0, :, :37, :50]
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=0)
+
+
+def test_translate_returns_the_kind_it_was_given(generator_file):
+    t = load_translator(generator_file, precision="fp32")
+    from_path = t.translate(PHOTO)
+    from_pil = t.translate(load_rgb(PHOTO))
+    assert isinstance(from_path, Image.Image) and from_path.size == load_rgb(PHOTO).size
+    assert from_path.tobytes() == from_pil.tobytes()
+    assert isinstance(t.translate(to_tensor(load_rgb(PHOTO))), torch.Tensor)
+
+
+def test_too_small_image_is_refused(generator_file):
+    with pytest.raises(I2IError, match="too small"):
+        load_translator(generator_file).translate(torch.zeros(3, 8, 40))
+
+
+def test_tiled_output_matches_untiled_on_a_1024_photo(generator_file):
+    net = i2i_core.load_component(generator_file)
+    x = to_tensor(load_rgb(PHOTO).resize((1024, 1024)))[None]
+    with torch.no_grad():
+        full = translate_tensor(net, x)
+        tiled = translate_tensor(net, x, tile=384, overlap=64)
+        naive = run_tiled(net, x, tile=384, overlap=64, multiple=4)  # per-tile instance-norm statistics
+    assert psnr(full, tiled) >= 35.0
+    assert psnr(full, tiled) > psnr(full, naive) + 3  # sharing the statistics is what keeps colours even
+
+
+def test_automatic_tiling_under_a_memory_budget(generator_file):
+    t = load_translator(generator_file, precision="fp32", max_memory=8 << 20)
+    assert t.tile_for(64, 64) is None
+    assert t.tile_for(1024, 1024) == 256  # the largest tile whose pass fits 8 MiB: 8 filters x 16 bytes a pixel
+    x = to_tensor(load_rgb(PHOTO).resize((400, 300)))
+    untiled = load_translator(generator_file, precision="fp32").translate(x)
+    assert psnr(untiled, t.translate(x)) >= 35.0
+
+
+def test_exif_orientation_is_applied(generator_file, tmp_path):
+    image = Image.open(PHOTO).convert("RGB").resize((64, 48))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    out = load_translator(generator_file).translate(tmp_path / "rotated.jpg")
+    assert out.size == (48, 64)
+
+
+def test_cli_translates_folders_and_reports_bad_files(generator_file, tmp_path):
+    inputs = tmp_path / "in"
+    (inputs / "nested").mkdir(parents=True)
+    Image.open(PHOTO).convert("RGB").resize((70, 45)).save(inputs / "a.jpg")
+    Image.open(PHOTO).convert("RGB").resize((33, 40)).save(inputs / "nested" / "b.png")
+    (inputs / "broken.png").write_bytes(b"not an image")
+    result = CliRunner().invoke(
+        cli, ["translate", "-c", str(generator_file), str(inputs), "-o", str(tmp_path / "out"), "--format", "webp"]
+    )
+    assert result.exit_code == 1  # one input failed
+    assert "broken.png" in result.output and "Translated 2 of 3 image(s)" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.webp", "b.webp"]
+    assert Image.open(tmp_path / "out" / "a.webp").size == (70, 45)
+
+
+def test_cli_glob_keeps_names_and_formats(generator_file, tmp_path):
+    for name in ("x.png", "y.jpg"):
+        Image.open(PHOTO).convert("RGB").resize((40, 32)).save(tmp_path / name)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["translate", "-c", str(generator_file), str(tmp_path / "*.*"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["x.png", "y.jpg"]
+    assert Image.open(out / "y.jpg").format == "JPEG"
+
+
+def test_cli_errors(generator_file, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["translate", "-c", str(tmp_path / "none"), str(PHOTO), "-o", str(tmp_path)])
+    assert missing.exit_code == 1 and "no such checkpoint" in missing.output
+    no_input = runner.invoke(cli, ["translate", "-c", str(generator_file), str(tmp_path / "x.png"), "-o", "o"])
+    assert no_input.exit_code == 1 and "no such file, folder or matching images" in no_input.output
+    budget = runner.invoke(
+        cli, ["translate", "-c", str(generator_file), str(PHOTO), "-o", str(tmp_path), "--max-memory", "lots"]
+    )
+    assert budget.exit_code == 1 and "expected a size such as 800MB" in budget.output
