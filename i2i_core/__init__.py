@@ -19,6 +19,7 @@ from i2i_core.hookspecs import hookimpl
 from i2i_core.recipe import Recipe, load_recipe
 from i2i_core.registry import Component, create, get_component, list_components
 from i2i_core.training import TrainResult, build_trainer, train
+from i2i_core.translate import Translator, load_translator
 
 __all__ = [
     "CheckpointError",
@@ -27,6 +28,7 @@ __all__ = [
     "PluginError",
     "Recipe",
     "TrainResult",
+    "Translator",
     "UnknownComponentError",
     "__version__",
     "build_trainer",
@@ -36,6 +38,7 @@ __all__ = [
     "list_components",
     "load_component",
     "load_recipe",
+    "load_translator",
     "save_component",
     "train",
 ]
