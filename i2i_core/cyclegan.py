@@ -86,6 +86,15 @@ class CycleGAN:
         losses.update(self._discriminator_step(real_A, real_B, losses.pop("fake_A"), losses.pop("fake_B")))
         return {name: float(losses[name]) for name in LOSS_NAMES}
 
+    def discriminator_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+        """Train only the discriminators, against the generators' current outputs (which stay unchanged);
+        the image pools fill as usual. Returns ``D_A`` and ``D_B``."""
+        real_A, real_B = real_A.to(self.device), real_B.to(self.device)
+        with torch.no_grad(), autocast(self.precision, self.device):
+            fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)
+        losses = self._discriminator_step(real_A, real_B, fake_A, fake_B)
+        return {name: float(value) for name, value in losses.items()}
+
     def _generator_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, Any]:
         _set_requires_grad((self.D_A, self.D_B), False)
         self.opt_G.zero_grad(set_to_none=True)

@@ -34,8 +34,13 @@ DEFAULTS: dict[str, Any] = {
         "crop_size": 256,
     },
     "model": {
-        "generator": {"name": "resnet9"},
-        "discriminator": {"name": "vanilla"},
+        "generator": {"name": "resnet9", "init_from": ""},
+        "discriminator": {"name": "vanilla", "init_from": ""},
+        # per-network starting weights, when the two generators (or discriminators) start differently
+        "G_A": {"init_from": ""},
+        "G_B": {"init_from": ""},
+        "D_A": {"init_from": ""},
+        "D_B": {"init_from": ""},
     },
     "loss": {
         "gan": {"name": "lsgan"},
@@ -50,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "betas": [0.5, 0.999],
         "batch_size": 1,
         "pool_size": 50,
+        "d_pretrain_steps": 0,
         "decay": "linear",
         "precision": "auto",
         "seed": 0,
@@ -66,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "report": {"reporters": []},
 }
+
+#: Keys of component tables that i2i reads itself; every other key is an option passed to the component.
+OWN_KEYS = {"name", "dataset", "weight", "init_from"}
 
 #: Tables naming a component (kind, key holding its name): their other keys are that component's options.
 COMPONENT_TABLES = {
@@ -97,14 +106,33 @@ class Recipe:
         return self.values["name"]
 
     def component_options(self, *table: str) -> dict[str, Any]:
-        """The options of the component named in ``table`` (its table minus the name and weight keys)."""
-        name_key = COMPONENT_TABLES[table][1]
-        node = self[".".join(table)]
-        skip = {name_key} | ({"weight"} if table[0] == "loss" else set())
-        return {k: v for k, v in node.items() if k not in skip}
+        """The options of the component named in ``table``: its table minus i2i's own keys (name, weight...)."""
+        own = OWN_KEYS & set(_fixed_keys(table))
+        return {k: v for k, v in self[".".join(table)].items() if k not in own}
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.values)
+
+
+def _fixed_keys(table: tuple[str, ...]) -> dict[str, Any]:
+    """i2i's own keys of a component table, with their defaults."""
+    node: Any = DEFAULTS
+    for part in table:
+        node = node[part]
+    return node
+
+
+def _with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` over :data:`DEFAULTS`, i2i's own keys filled in every component table."""
+    merged = _merge(DEFAULTS, values)
+    for table in COMPONENT_TABLES:
+        node = merged
+        for part in table:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):  # anything else is reported by validation
+            for key, default in _fixed_keys(table).items():
+                node.setdefault(key, copy.deepcopy(default))
+    return merged
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,7 +200,7 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str,
         pairs = [parse_assignment(t) for t in texts]
     for key, value in pairs:
         _set_dotted(user, key, value)
-    values = _merge(DEFAULTS, user)
+    values = _with_defaults(user)
     if not values["name"]:
         values["name"] = path.stem
     validate(values, source=str(path))
@@ -181,7 +209,7 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str,
 
 def recipe_from_dict(values: Mapping[str, Any], name: str = "recipe") -> Recipe:
     """A validated recipe from a mapping (defaults fill what is missing)."""
-    merged = _merge(DEFAULTS, values)
+    merged = _with_defaults(values)
     merged["name"] = merged["name"] or name
     validate(merged, source=name)
     return Recipe(values=merged)
@@ -245,9 +273,7 @@ def validate(values: dict[str, Any], source: str) -> None:
     for table in COMPONENT_TABLES:
         component, node = _component_of(values, table, source)
         kind = COMPONENT_TABLES[table][0]
-        fixed = DEFAULTS
-        for part in table:
-            fixed = fixed[part]
+        fixed = _fixed_keys(table)
         options = component.options()
         dotted = ".".join(table)
         for key, value in node.items():
@@ -296,7 +322,7 @@ def _check_values(values: dict[str, Any], source: str) -> None:
     def fail(key: str, message: str) -> None:
         raise I2IError(f"{source}: {key} {message}")
 
-    for key in ("epochs", "decay_epochs", "steps", "pool_size", "num_workers", "seed"):
+    for key in ("epochs", "decay_epochs", "steps", "pool_size", "d_pretrain_steps", "num_workers", "seed"):
         if train[key] < 0:
             fail(f"train.{key}", f"must be >= 0, got {train[key]}")
     if train["steps"] == 0 and train["epochs"] + train["decay_epochs"] == 0:

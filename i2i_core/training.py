@@ -7,6 +7,7 @@ SIGTERM save a checkpoint and stop cleanly.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import shutil
@@ -20,18 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from i2i_core.checkpoint import load_state_dict_checked, read_metadata
 from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
 from i2i_core.errors import I2IError
+from i2i_core.monitors import CollapseMonitor, DiscriminatorMonitor
 from i2i_core.precision import resolve_device, resolve_precision
 from i2i_core.recipe import Recipe
-from i2i_core.registry import create
+from i2i_core.registry import create, get_component
 from i2i_core.samples import save_sample_grid
 from i2i_core.training_checkpoint import (
     Progress,
     list_checkpoints,
     load_training_checkpoint,
+    network_file,
     prune_checkpoints,
     save_training_checkpoint,
 )
@@ -79,6 +85,8 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> C
     torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
     device = torch.device(device) if device is not None else resolve_device(recipe["train.device"])
     nets = {net: create(kind, name, **options) for net, (kind, name, options) in network_specs(recipe).items()}
+    for net, path in starting_weights(recipe).items():
+        load_starting_weights(nets[net], path, network_specs(recipe)[net])
     return CycleGAN(
         **nets,
         gan_loss=create("loss", recipe["loss.gan.name"], **recipe.component_options("loss", "gan")),
@@ -93,6 +101,31 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> C
         precision=resolve_precision(recipe["train.precision"], device),
         device=device,
     )
+
+
+def starting_weights(recipe: Recipe) -> dict[str, Path]:
+    """Network -> the file its weights start from (``model.<G_A...>.init_from``, else the generator's or
+    discriminator's ``init_from``), for the networks that have one."""
+    files = {}
+    for net, (table,) in NETWORK_TABLES.items():
+        path = recipe[f"model.{net}.init_from"] or recipe[f"model.{table}.init_from"]
+        if path:
+            files[net] = network_file(path, net)
+    return files
+
+
+def load_starting_weights(module: nn.Module, path: Path, spec: tuple[str, str, dict[str, Any]]) -> None:
+    """Load a component checkpoint into ``module``, after checking it holds the same component and options."""
+    kind, name, options = spec
+    meta = read_metadata(path)
+    saved_options = json.loads(meta.get("options", "{}"))
+    defaults = {k: v for k, v in get_component(kind, name).options().items() if v is not inspect.Parameter.empty}
+    if (meta.get("kind"), meta.get("name"), {**defaults, **saved_options}) != (kind, name, {**defaults, **options}):
+        raise I2IError(
+            f"init_from {path}: holds {meta.get('kind')} '{meta.get('name')}' with options {saved_options}, but "
+            f"the recipe builds {kind} '{name}' with options {options}; make them match"
+        )
+    load_state_dict_checked(module, load_file(str(path)), source=f"init_from {path}")
 
 
 def build_dataset(recipe: Recipe, split: str) -> Dataset:
@@ -114,32 +147,52 @@ class Schedule:
     """Length of a run and its learning rate at each step.
 
     With ``train.steps`` unset: ``epochs + decay_epochs`` epochs, the rate decaying per epoch as the reference.
-    With ``train.steps``: that many steps, the rate decaying per step over the second half.
+    With ``train.steps``: that many steps, the rate decaying per step over the second half. The first
+    ``train.d_pretrain_steps`` steps train only the discriminators, at the initial rate, before either count.
     """
 
     steps_per_epoch: int
-    total_steps: int
+    adversarial_steps: int
     lr: float
     decay: str
     epochs: int
     decay_epochs: int
     by_steps: bool
+    pretrain_steps: int = 0
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, dataset_size: int) -> Schedule:
         steps_per_epoch = math.ceil(dataset_size / recipe["train.batch_size"])
         steps = recipe["train.steps"]
         epochs, decay_epochs = recipe["train.epochs"], recipe["train.decay_epochs"]
-        total = steps if steps else (epochs + decay_epochs) * steps_per_epoch
-        return cls(steps_per_epoch, total, recipe["train.lr"], recipe["train.decay"], epochs, decay_epochs, bool(steps))
+        adversarial = steps if steps else (epochs + decay_epochs) * steps_per_epoch
+        return cls(
+            steps_per_epoch,
+            adversarial,
+            recipe["train.lr"],
+            recipe["train.decay"],
+            epochs,
+            decay_epochs,
+            bool(steps),
+            recipe["train.d_pretrain_steps"],
+        )
+
+    @property
+    def total_steps(self) -> int:
+        return self.pretrain_steps + self.adversarial_steps
+
+    def pretraining(self, step: int) -> bool:
+        """Whether 0-based step ``step`` trains the discriminators alone."""
+        return step < self.pretrain_steps
 
     def lr_at(self, step: int) -> float:
         """Learning rate of 0-based step ``step``."""
+        step = max(0, step - self.pretrain_steps)
         if self.decay == "none":
             return self.lr
         if self.by_steps:
-            n_decay = self.total_steps // 2
-            return self.lr * linear_decay(step + 1, self.total_steps - n_decay, n_decay)
+            n_decay = self.adversarial_steps // 2
+            return self.lr * linear_decay(step + 1, self.adversarial_steps - n_decay, n_decay)
         return self.lr * linear_decay(step // self.steps_per_epoch + 1, self.epochs, self.decay_epochs)
 
 
@@ -240,6 +293,36 @@ def _progress_bar(total: int, initial: int, show: bool | None) -> Any:
     )
 
 
+class RunLog:
+    """``metrics.jsonl`` (and TensorBoard scalars when available): metric lines and warnings, by step."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.file = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 (closed by close())
+        self.tensorboard = _tensorboard(run_dir)
+
+    def metrics(self, record: dict[str, Any]) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tensorboard is not None:
+            for name in (*LOSS_NAMES, "lr"):
+                if name in record:
+                    self.tensorboard.add_scalar(f"loss/{name}" if name != "lr" else "lr", record[name], record["step"])
+
+    def warning(self, step: int, message: str) -> None:
+        """Warn now (once per call) and keep the warning in ``metrics.jsonl``."""
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        self.metrics({"step": step, "warning": message})
+
+    def images(self, tag: str, images: torch.Tensor, step: int) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.add_images(tag, images * 0.5 + 0.5, step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
 # -- the loop -----------------------------------------------------------------------------------------------
 
 
@@ -267,7 +350,8 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
         progress, _ = load_training_checkpoint(resume_from, trainer)
         _truncate_metrics(run_dir / "metrics.jsonl", progress.step)
         print(f"Resuming {run_dir} from step {progress.step} ({resume_from.name})", file=sys.stderr)
-    tensorboard = _tensorboard(run_dir)
+    log = RunLog(run_dir)
+    collapse, discriminators = CollapseMonitor(), DiscriminatorMonitor()
     bar = _progress_bar(schedule.total_steps, progress.step, show_progress)
     losses: dict[str, float] = {}
     checkpoint = resume_from
@@ -281,20 +365,22 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
         return path
 
     def save_samples() -> None:
+        step = progress.step
         images = {"real_A": sample_batch["A"], "real_B": sample_batch["B"]}
         images.update(trainer.translate(sample_batch["A"], sample_batch["B"]))
-        save_sample_grid(run_dir / "samples" / f"step_{progress.step:07d}.png", images)
+        save_sample_grid(run_dir / "samples" / f"step_{step:07d}.png", images)
         for name, reporter in reporters.items():
-            folder = run_dir / "reports" / name / f"step_{progress.step:07d}"
+            folder = run_dir / "reports" / name / f"step_{step:07d}"
             reporter.report({"real_A": images["real_A"], "fake_B": images["fake_B"]}, folder / "AtoB")
             reporter.report({"real_B": images["real_B"], "fake_A": images["fake_A"]}, folder / "BtoA")
-        if tensorboard is not None:
-            tensorboard.add_images(
-                "samples", torch.cat([images["fake_B"], images["fake_A"]]) * 0.5 + 0.5, progress.step
-            )
+        log.images("samples", torch.cat([images["fake_B"], images["fake_A"]]), step)
+        if not schedule.pretraining(step - 1):
+            for generator, real, fake in (("G_A", "real_A", "fake_B"), ("G_B", "real_B", "fake_A")):
+                if message := collapse.check(generator, images[real], images[fake], step):
+                    log.warning(step, message)
 
     trainer.train()
-    with _StopSignals() as stop, open(run_dir / "metrics.jsonl", "a") as metrics_file:
+    with _StopSignals() as stop:
         while progress.step < schedule.total_steps and stop.received is None:
             order = epoch_order(seed, progress.epoch, len(train_set))
             loader = DataLoader(
@@ -307,32 +393,40 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
                 generator=torch.Generator().manual_seed(seed + progress.epoch),
             )
             for batch in loader:
+                pretraining = schedule.pretraining(progress.step)
                 trainer.set_lr(schedule.lr_at(progress.step))
-                losses = trainer.train_step(batch["A"], batch["B"])
+                if pretraining:
+                    losses = trainer.discriminator_step(batch["A"], batch["B"])
+                else:
+                    losses = trainer.train_step(batch["A"], batch["B"])
                 progress.step += 1
                 progress.batch_in_epoch += 1
                 if progress.batch_in_epoch == schedule.steps_per_epoch:
                     progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
                 window_steps += 1
                 bar.update(1)
-                bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("G_A", "G_B", "D_A", "D_B")}, refresh=False)
+                bar.set_postfix(
+                    {k: f"{v:.3f}" for k, v in losses.items() if k in ("G_A", "G_B", "D_A", "D_B")}, refresh=False
+                )
 
                 step, done = progress.step, progress.step >= schedule.total_steps
+                if not pretraining:
+                    for message in discriminators.check(losses, step):
+                        log.warning(step, message)
                 if out["log_every"] and (step % out["log_every"] == 0 or done):
                     now = time.perf_counter()
-                    record = {
-                        "step": step,
-                        "epoch": progress.epoch + 1,
-                        **losses,
-                        "lr": schedule.lr_at(step - 1),
-                        "steps_per_s": window_steps / (now - window_start),
-                    }
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
+                    phase = {"phase": "d_pretrain"} if pretraining else {}
+                    log.metrics(
+                        {
+                            "step": step,
+                            "epoch": progress.epoch + 1,
+                            **phase,
+                            **losses,
+                            "lr": schedule.lr_at(step - 1),
+                            "steps_per_s": window_steps / (now - window_start),
+                        }
+                    )
                     window_start, window_steps = now, 0
-                    if tensorboard is not None:
-                        for name in (*LOSS_NAMES, "lr"):
-                            tensorboard.add_scalar(f"loss/{name}" if name != "lr" else "lr", record[name], step)
                 if out["sample_every"] and (step % out["sample_every"] == 0 or done):
                     save_samples()
                 if out["checkpoint_every"] and step % out["checkpoint_every"] == 0 and not done:
@@ -341,8 +435,7 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
                     break
         checkpoint = save_checkpoint()
     bar.close()
-    if tensorboard is not None:
-        tensorboard.close()
+    log.close()
 
     seconds = time.perf_counter() - started
     done_steps = progress.step - start_step

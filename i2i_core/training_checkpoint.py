@@ -122,6 +122,23 @@ def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> None:
             shutil.rmtree(old)
 
 
+def network_file(path: str | os.PathLike, network: str) -> Path:
+    """The file of ``network`` (``G_A``, ``G_B``, ``D_A``, ``D_B``) that ``path`` stands for: a component
+    checkpoint file itself, a checkpoint folder's ``<network>.safetensors``, or that of a run folder's latest
+    complete checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
+    if not path.is_dir():
+        return path
+    if not (path / "state.json").is_file():
+        checkpoints = list_checkpoints(path / "checkpoints")
+        if not checkpoints:
+            raise CheckpointError(f"{path}: no complete checkpoint in {path / 'checkpoints'}")
+        path = checkpoints[-1]
+    return path / f"{network}.safetensors"
+
+
 def load_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> tuple[Progress, dict[str, Any]]:
     """Restore networks, optimisers, pools and RNG states from a checkpoint folder; return progress and state."""
     path = Path(path)

@@ -22,7 +22,7 @@ from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.images import IMAGE_EXTENSIONS, find_images, load_rgb, to_image, to_tensor
 from i2i_core.precision import autocast, resolve_device, resolve_precision
 from i2i_core.tiling import translate_tensor
-from i2i_core.training_checkpoint import list_checkpoints
+from i2i_core.training_checkpoint import network_file
 
 DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -36,17 +36,7 @@ def generator_checkpoint(path: str | os.PathLike, direction: str = "AtoB") -> Pa
     """The generator file a checkpoint path stands for (see the module docstring)."""
     if direction not in DIRECTIONS:
         raise I2IError(f"unknown direction '{direction}'; use AtoB or BtoA")
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
-    if path.is_dir():
-        if not (path / "state.json").is_file():
-            checkpoints = list_checkpoints(path / "checkpoints")
-            if not checkpoints:
-                raise CheckpointError(f"{path}: no complete checkpoint in {path / 'checkpoints'}")
-            path = checkpoints[-1]
-        return path / f"{DIRECTIONS[direction]}.safetensors"
-    return path
+    return network_file(path, DIRECTIONS[direction])
 
 
 def load_generator(path: str | os.PathLike, direction: str = "AtoB") -> nn.Module:

@@ -17,6 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import i2i_core
+import i2i_core.importers
 from i2i_core.cli import cli
 from i2i_core.cyclegan import CycleGAN
 from i2i_core.training import Schedule, linear_decay
@@ -249,3 +250,74 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     (checkpoint,) = list_checkpoints(tmp_path / "run" / "checkpoints")
     step = json.loads((checkpoint / "state.json").read_text())["step"]
     assert step >= 3 and f"at step {step}" in out
+
+
+def test_discriminator_pretraining_trains_only_the_discriminators(tmp_path):
+    recipe = tiny(tmp_path, "train.d_pretrain_steps=3", "train.steps=2", "output.checkpoint_every=3")
+    result = i2i_core.train(recipe, show_progress=False)
+    assert result.steps == 5
+    lines = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m.get("phase") for m in lines] == ["d_pretrain"] * 3 + [None, None]
+    assert set(lines[0]) >= {"D_A", "D_B"} and "G_A" not in lines[0] and "G_A" in lines[3]
+    untouched = i2i_core.build_trainer(recipe)  # the same seed: the generators' initial weights
+    after_pretraining = weights(result.run_dir, 3)
+    for name, value in untouched.G_A.state_dict().items():
+        assert torch.equal(after_pretraining[f"G_A.{name}"], value)
+    assert not torch.equal(after_pretraining["D_A.model.0.weight"], untouched.D_A.state_dict()["model.0.weight"])
+    assert lines[3]["lr"] == 2e-4  # the adversarial schedule starts after pretraining
+
+
+def test_init_from_a_reference_checkpoint_fine_tunes(tmp_path):
+    reference = i2i_core.create("generator", "resnet6", ngf=8)
+    torch.save({f"module.{k}": v for k, v in reference.state_dict().items()}, tmp_path / "zoo.pth")
+    imported = tmp_path / "zoo_G.safetensors"
+    i2i_core.importers.import_weights(tmp_path / "zoo.pth", imported, arch="resnet6", options={"ngf": 8})
+    recipe = tiny(tmp_path, f"model.generator.init_from='{imported}'", "train.steps=1")
+    trainer = i2i_core.build_trainer(recipe)
+    for name, value in reference.state_dict().items():
+        assert torch.equal(trainer.G_A.state_dict()[name], value) and torch.equal(trainer.G_B.state_dict()[name], value)
+    assert i2i_core.train(recipe, show_progress=False).steps == 1
+
+
+def test_init_from_an_earlier_run_per_network(tmp_path):
+    earlier = i2i_core.train(tiny(tmp_path / "old", "train.steps=2"), show_progress=False).run_dir
+    recipe = tiny(tmp_path, f"model.D_B.init_from='{earlier}'", f"model.G_A.init_from='{earlier}'")
+    trainer = i2i_core.build_trainer(recipe)
+    old = weights(earlier, 2)
+    assert torch.equal(trainer.D_B.state_dict()["model.0.weight"], old["D_B.model.0.weight"])
+    assert torch.equal(trainer.G_A.state_dict()["model.1.weight"], old["G_A.model.1.weight"])
+    assert not torch.equal(trainer.G_B.state_dict()["model.1.weight"], old["G_B.model.1.weight"])
+
+
+def test_init_from_mismatch_is_a_clear_error_before_training(tmp_path):
+    other = i2i_core.save_component(
+        tmp_path / "g.safetensors", i2i_core.create("generator", "resnet6", ngf=16), "generator", "resnet6", {"ngf": 16}
+    )
+    with pytest.raises(i2i_core.I2IError, match=r"holds generator 'resnet6' with options \{'ngf': 16\}.*'ngf': 8"):
+        i2i_core.train(tiny(tmp_path, f"model.generator.init_from='{other}'"), show_progress=False)
+    with pytest.raises(i2i_core.CheckpointError, match="no such checkpoint"):
+        i2i_core.build_trainer(tiny(tmp_path, f"model.generator.init_from='{tmp_path / 'missing'}'"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_figure4_recipes():
+    fast = i2i_core.load_recipe(Path(__file__).parents[1] / "recipes" / "figure4-fast.toml")
+    slow = i2i_core.load_recipe(Path(__file__).parents[1] / "recipes" / "figure4-slow.toml")
+    assert (fast["train.lr"], fast["loss.cycle.weight"]) == (1e-3, 10.0)
+    assert (slow["train.lr"], slow["loss.cycle.weight"]) == (1e-4, 25.0)
+    assert fast["model.generator.name"] == slow["model.generator.name"] == "resnet9"
+
+
+def test_collapse_warning_reaches_the_log(tmp_path, monkeypatch):
+    real_translate = CycleGAN.translate
+
+    def collapsed(self, real_A, real_B):
+        images = real_translate(self, real_A, real_B)
+        images["fake_B"] = images["fake_B"].mean(0, keepdim=True).expand_as(images["fake_B"]).clone()
+        return images
+
+    monkeypatch.setattr(CycleGAN, "translate", collapsed)
+    with pytest.warns(RuntimeWarning, match="step 4: generator G_A may have collapsed"):
+        run = i2i_core.train(tiny(tmp_path, "train.steps=8"), show_progress=False).run_dir
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines if "warning" in m] == [4]  # once
