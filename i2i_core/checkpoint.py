@@ -96,6 +96,8 @@ def load_component(path: str | os.PathLike, device: str | torch.device = "cpu") 
             "A reference CycleGAN .pth file is converted with `i2i import-weights`."
         )
     options = json.loads(metadata.get("options", "{}"))
+    if options.get("pretrained"):
+        options["pretrained"] = False  # the checkpoint's weights replace them: do not fetch pretrained ones
     module = create(metadata["kind"], metadata["name"], **options)
     try:
         state = load_file(str(path), device="cpu")

@@ -1,17 +1,16 @@
-"""Shared fixtures: golden vectors of the reference CycleGAN and temporary plugins."""
+"""Shared fixtures: golden vectors of the reference CycleGAN.
+
+Temporary plugins come from i2i's pytest plugin (``i2i_plugin``, see ``i2i_core/pytest_plugin.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from i2i_core.plugins import get_plugin_host
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -37,18 +36,3 @@ def portable_state_dict(manifest: list[dict], seed: int) -> dict[str, torch.Tens
             assert hashlib.sha256(t.numpy().tobytes()).hexdigest() == entry["sha256"], entry["key"]
         state[entry["key"]] = t
     return state
-
-
-@pytest.fixture
-def temporary_plugin() -> Iterator:
-    """``temporary_plugin(obj, name)`` registers a plugin object for the duration of one test."""
-    host = get_plugin_host()
-    names: list[str] = []
-
-    def register(plugin: object, name: str):
-        names.append(name)
-        return host.register(plugin, name)
-
-    yield register
-    for name in names:
-        host.unregister(name)

@@ -90,3 +90,47 @@ def test_bad_option_syntax(runner, tmp_path):
     args = ["import-weights", "--arch", "resnet9", "x.pth", "-o", "y", "--option", "ngf"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 1 and "expected KEY=VALUE" in result.output
+
+
+def test_plugins_flag_lists_plugins_as_json(runner):
+    result = runner.invoke(cli, ["plugins", "--plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {"datasets", "discriminators", "fourier", "losses", "resnet", "unet"} <= set(rows)
+    assert rows["resnet"] == {
+        "name": "resnet",
+        "module": "i2i_resnet",
+        "distribution": "i2i",
+        "version": i2i_core.__version__,
+        "hooks": ["register_generators"],
+        "error": None,
+    }
+
+
+def test_plugins_flag_table_shows_hooks_and_errors(runner, i2i_plugin):
+    class Broken:
+        @i2i_core.hookimpl
+        def register_generators(self, register):
+            raise RuntimeError("boom")
+
+        @i2i_core.hookimpl
+        def register_losses(self, register):
+            pass
+
+    i2i_plugin(Broken(), "broken-hook")
+    with pytest.warns(RuntimeWarning, match="boom"):
+        i2i_core.list_components()  # runs the hooks: the failure is recorded on the plugin
+    result = runner.invoke(cli, ["plugins", "--plugins"])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["NAME", "MODULE", "DISTRIBUTION", "HOOKS", "ERROR"]
+    broken = next(line for line in lines if line.startswith("broken-hook "))
+    assert broken.split()[1:4] == ["Broken", "-", "register_generators,register_losses"]
+    assert broken.endswith("register_generators failed: RuntimeError: boom")
+    assert any(line.split()[:4] == ["resnet", "i2i_resnet", "i2i", i2i_core.__version__] for line in lines)
+    assert "Plugin 'broken-hook' failed to load: register_generators failed" in result.stderr
+
+
+def test_plugins_flag_refuses_kind(runner):
+    result = runner.invoke(cli, ["plugins", "--plugins", "--kind", "loss"])
+    assert result.exit_code == 2 and "cannot be combined with --plugins" in result.output

@@ -63,8 +63,8 @@ class _TinyPlugin:
         register("tiny", lambda scale=1.0: torch.nn.Identity(), summary="Identity generator for tests.")
 
 
-def test_temporary_plugin_component_is_created(temporary_plugin):
-    temporary_plugin(_TinyPlugin(), "tiny-plugin")
+def test_i2i_plugin_component_is_created(i2i_plugin):
+    i2i_plugin(_TinyPlugin(), "tiny-plugin")
     component = i2i_core.get_component("generator", "tiny")
     assert component.plugin == "tiny-plugin" and component.summary == "Identity generator for tests."
     assert isinstance(i2i_core.create("generator", "tiny", scale=2.0), torch.nn.Identity)
@@ -75,47 +75,47 @@ def test_plugin_unregistered_after_test():
         i2i_core.get_component("generator", "tiny")
 
 
-def test_duplicate_name_across_plugins_names_both(temporary_plugin):
+def test_duplicate_name_across_plugins_names_both(i2i_plugin):
     class Clash:
         @hookimpl
         def register_losses(self, register):
             register("l1", torch.nn.L1Loss)
 
-    temporary_plugin(Clash(), "clashing-plugin")
+    i2i_plugin(Clash(), "clashing-plugin")
     with pytest.raises(PluginError, match=r"loss 'l1' is registered by two plugins, 'losses' and 'clashing-plugin'"):
         i2i_core.create("loss", "l1")
     assert i2i_core.create("loss", "l2") is not None  # the others still work
 
 
-def test_hook_that_raises_does_not_hide_other_components(temporary_plugin):
+def test_hook_that_raises_does_not_hide_other_components(i2i_plugin):
     class Broken:
         @hookimpl
         def register_generators(self, register):
             raise RuntimeError("boom")
 
     with pytest.warns(RuntimeWarning, match="register_generators failed: RuntimeError: boom"):
-        temporary_plugin(Broken(), "broken-hook")
+        i2i_plugin(Broken(), "broken-hook")
         names = [c.name for c in i2i_core.list_components("generator")]
     assert "resnet9" in names
 
 
-def test_misspelled_hook_is_rejected(temporary_plugin):
+def test_misspelled_hook_is_rejected(i2i_plugin):
     class Misspelled:
         @hookimpl
         def register_generator(self, register):  # singular: not a hook
             pass
 
     with pytest.warns(RuntimeWarning, match="register_generator"):
-        info = temporary_plugin(Misspelled(), "misspelled")
+        info = i2i_plugin(Misspelled(), "misspelled")
     assert info.error and "unknown hook" in info.error
 
 
-def test_register_rejects_non_callable(temporary_plugin):
+def test_register_rejects_non_callable(i2i_plugin):
     class Bad:
         @hookimpl
         def register_losses(self, register):
             register("x", "not callable")
 
     with pytest.warns(RuntimeWarning, match="needs a non-empty name and a callable"):
-        temporary_plugin(Bad(), "bad-register")
+        i2i_plugin(Bad(), "bad-register")
         i2i_core.list_components()

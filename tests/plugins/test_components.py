@@ -1,70 +1,75 @@
-"""One suite run over every registered generator and discriminator, as timm tests every model."""
+"""One suite run over every registered generator and discriminator, as timm tests every model.
+
+The checks are :mod:`i2i_core.testing`'s, the same that plugin authors run on their own components.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 import i2i_core
-
-
-def _small(component: i2i_core.Component) -> dict:
-    options = component.options()
-    return {k: v for k, v in {"ngf": 8, "ndf": 8}.items() if k in options}
-
-
-def _build(component):
-    torch.manual_seed(0)
-    return component.create(**_small(component))
-
+from i2i_core.testing import check_discriminator, check_generator
 
 GENERATORS = [c.name for c in i2i_core.list_components("generator")]
 DISCRIMINATORS = [c.name for c in i2i_core.list_components("discriminator")]
 
 
+def _small(kind: str, name: str) -> dict:
+    """Narrow networks keep the suite fast: ngf/ndf=8 where the factory has those options."""
+    options = i2i_core.get_component(kind, name).options()
+    return {k: v for k, v in {"ngf": 8, "ndf": 8}.items() if k in options}
+
+
 @pytest.mark.parametrize("name", GENERATORS)
 def test_generator_contract(name):
-    component = i2i_core.get_component("generator", name)
-    net = _build(component)
-    m = net.size_multiple
-    assert isinstance(m, int) and m >= 1
-    assert component.metadata.get("size_multiple", m) == m
-    side = m * max(1, 32 // m)  # the smallest multiple of at least 32 pixels
-    x = torch.rand(2, 3, side, 2 * side) * 2 - 1
-    y = net(x)
-    assert y.shape == x.shape
-    assert y.min() >= -1 and y.max() <= 1
-    y.mean().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
-
-
-@pytest.mark.parametrize("name", GENERATORS)
-def test_generator_rejects_sizes_off_its_multiple(name):
-    net = _build(i2i_core.get_component("generator", name))
-    m = net.size_multiple
-    with pytest.raises(ValueError, match=f"multiples of {m}"):
-        net(torch.zeros(1, 3, m + 2, m))
+    net = check_generator(name, **_small("generator", name))
+    assert not net.training
 
 
 @pytest.mark.parametrize("name", DISCRIMINATORS)
 def test_discriminator_contract(name):
-    net = _build(i2i_core.get_component("discriminator", name))
-    for size in (64, 96):
-        logits = net(torch.rand(2, 3, size, size) * 2 - 1)
-        assert logits.shape[0] == 2 and logits.is_floating_point()
-    logits.mean().backward()
-    assert all(p.grad is not None for p in net.parameters())
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        net(torch.zeros(1, 4, 64, 64))
+    net = check_discriminator(name, **_small("discriminator", name))
+    assert not net.training
 
 
-@pytest.mark.parametrize("name", GENERATORS + DISCRIMINATORS)
-def test_state_dict_round_trip(name, tmp_path):
-    kind = "generator" if name in GENERATORS else "discriminator"
-    component = i2i_core.get_component(kind, name)
-    net = _build(component)
-    path = i2i_core.save_component(tmp_path / f"{name}.safetensors", net, kind, name, _small(component))
-    loaded = i2i_core.load_component(path)
-    for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items(), strict=True):
-        assert k == k2 and torch.equal(a, b)
-    assert not loaded.training
+class _Unbounded(nn.Module):
+    """A generator breaking the contract: no tanh, so values leave [-1, 1]."""
+
+    size_multiple = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        nn.init.constant_(self.conv.weight, 2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class _Lenient(nn.Module):
+    """A discriminator that declares a size multiple but accepts any size."""
+
+    size_multiple = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 3:
+            raise ValueError("expected (B, 3, H, W)")
+        return self.conv(x)
+
+
+def test_failures_name_the_component_and_the_check():
+    with pytest.raises(AssertionError, match=r"generator _Unbounded fails the 'output range' check: values in"):
+        check_generator(_Unbounded())
+    with pytest.raises(AssertionError, match=r"discriminator _Lenient fails the 'size_multiple' check: .* accepted"):
+        check_discriminator(_Lenient())
+
+
+def test_registered_component_failure_names_it():
+    with pytest.raises(AssertionError, match=r"discriminator 'pixel' fails the 'build' check: RuntimeError"):
+        check_discriminator("pixel", ndf=-1)
