@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -70,24 +72,47 @@ def cli(debug: bool) -> None:
         warnings.showwarning = _show_warning
 
 
+def _echo_table(rows: list[tuple[str, ...]]) -> None:
+    """Print rows in aligned columns; the last column is not padded."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]))
+
+
+def _dist(distribution: str | None, version: str | None) -> str:
+    return f"{distribution or '-'} {version or ''}".strip()
+
+
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of components.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of components (of plugins with --plugins).")
 @click.option("--kind", type=click.Choice(KINDS), help="Only components of this kind.")
-def plugins(as_json: bool, kind: str | None) -> None:
-    """List the components that installed plugins provide."""
-    components = list_components(kind)
-    errors = get_plugin_host().errors
-    if as_json:
+@click.option(
+    "--plugins", "show_plugins", is_flag=True, help="List the plugins instead: module, distribution, hooks, error."
+)
+def plugins(as_json: bool, kind: str | None, show_plugins: bool) -> None:
+    """List the components that installed plugins provide (with --plugins: the plugins themselves)."""
+    if show_plugins and kind:
+        raise click.UsageError("--kind selects components; it cannot be combined with --plugins")
+    components = list_components(kind)  # runs every plugin's hooks, so failing hooks are known below
+    host = get_plugin_host()
+    errors = host.errors
+    if show_plugins:
+        infos = sorted(host.plugins.values(), key=lambda info: info.name)
+        if as_json:
+            click.echo(json.dumps([info.to_json() for info in infos], indent=2))
+        else:
+            rows = [("NAME", "MODULE", "DISTRIBUTION", "HOOKS", "ERROR")]
+            rows += [
+                (i.name, i.module, _dist(i.distribution, i.version), ",".join(i.hooks) or "-", i.error or "-")
+                for i in infos
+            ]
+            _echo_table(rows)
+    elif as_json:
         click.echo(json.dumps([c.to_json() for c in components], indent=2))
     else:
         rows = [("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "SUMMARY")]
-        rows += [
-            (c.kind, c.name, c.plugin, f"{c.distribution or '-'} {c.version or ''}".strip(), c.summary)
-            for c in components
-        ]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        for row in rows:
-            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4])
+        rows += [(c.kind, c.name, c.plugin, _dist(c.distribution, c.version), c.summary) for c in components]
+        _echo_table(rows)
     for name, error in errors.items():
         click.echo(f"Plugin '{name}' failed to load: {error}", err=True)
 
@@ -126,9 +151,20 @@ cli.add_command(analyze_command)
 @click.option("--dry-run", is_flag=True, help="Print the resolved recipe and the components it builds, then stop.")
 @click.option("--restart", is_flag=True, help="Start over: delete the run folder's checkpoints, samples and metrics.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")
-def run(recipe: str, overrides: tuple[str, ...], dry_run: bool, restart: bool, progress: bool | None) -> None:
+@click.option("--nproc", type=click.IntRange(min=1), default=1, help="Processes on this machine, through torchrun.")
+def run(
+    recipe: str, overrides: tuple[str, ...], dry_run: bool, restart: bool, progress: bool | None, nproc: int
+) -> None:
     """Train the CycleGAN described by RECIPE (a TOML file), resuming its run folder if it has checkpoints."""
     resolved = load_recipe(recipe, overrides)
+    if nproc > 1 and not dry_run:
+        args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "i2i_core", "run", recipe]
+        args += [a for o in overrides for a in ("--set", o)]
+        args += ["--restart"] * restart + ([] if progress is None else ["--progress" if progress else "--no-progress"])
+        code = subprocess.call([sys.executable, "-m", "torch.distributed.run", *args])
+        if code:
+            raise click.exceptions.Exit(code)
+        return
     if dry_run:
         click.echo(resolved.to_toml())
         click.echo(f"# run folder: {run_dir_of(resolved)}")
@@ -139,6 +175,8 @@ def run(recipe: str, overrides: tuple[str, ...], dry_run: bool, restart: bool, p
         click.echo(f"# data: {resolved['data.dataset']} '{resolved['data.root']}'")
         return
     result = train(resolved, restart=restart, show_progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 reports
     how = "Stopped by a signal" if result.interrupted else "Finished"
     click.echo(
         f"{how} at step {result.steps} after {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s).\n"

@@ -66,6 +66,16 @@ class CycleGAN:
         self.pool_A = ImagePool(pool_size, seed=seed * 2 + 1)  # fakes of domain A, for D_B
         self.pool_B = ImagePool(pool_size, seed=seed * 2 + 2)  # fakes of domain B, for D_A
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
+        # what the steps call where gradients flow: the networks, or their DistributedDataParallel wrappers
+        self.trained: dict[str, nn.Module] = dict(self.networks)
+
+    def distribute(self) -> None:
+        """Wrap the four networks in ``DistributedDataParallel`` (the process group must exist): gradients are
+        averaged over the processes, and every process starts from rank 0's weights."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.trained = {name: DistributedDataParallel(net, device_ids=ids) for name, net in self.networks.items()}
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -98,20 +108,18 @@ class CycleGAN:
     def _generator_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, Any]:
         _set_requires_grad((self.D_A, self.D_B), False)
         self.opt_G.zero_grad(set_to_none=True)
+        G_A, G_B = self.trained["G_A"], self.trained["G_B"]
         with autocast(self.precision, self.device):
-            fake_B = self.G_A(real_A)
-            rec_A = self.G_B(fake_B)
-            fake_A = self.G_B(real_B)
-            rec_B = self.G_A(fake_A)
+            fake_B = G_A(real_A)
+            rec_A = G_B(fake_B)
+            fake_A = G_B(real_B)
+            rec_B = G_A(fake_A)
             # The reference's order of operations: it fixes the order in which autograd accumulates
             # gradients, and so makes the step bit-comparable with it.
             zero = torch.zeros((), device=self.device)
-            idt_A = (
-                self.identity_loss(self.G_A(real_B), real_B) * self.identity_weight if self.identity_weight else zero
-            )
-            idt_B = (
-                self.identity_loss(self.G_B(real_A), real_A) * self.identity_weight if self.identity_weight else zero
-            )
+            idt_A = self.identity_loss(G_A(real_B), real_B) * self.identity_weight if self.identity_weight else zero
+            idt_B = self.identity_loss(G_B(real_A), real_A) * self.identity_weight if self.identity_weight else zero
+            # the frozen discriminators run unwrapped: they get no gradients to average in this step
             losses: dict[str, Any] = {
                 "G_A": self.gan_loss(self.D_A(fake_B), True),
                 "G_B": self.gan_loss(self.D_B(fake_A), True),
@@ -135,8 +143,9 @@ class CycleGAN:
         pooled_B = self.pool_B.query(fake_B)
         pooled_A = self.pool_A.query(fake_A)
         with autocast(self.precision, self.device):
-            loss_D_A = 0.5 * (self.gan_loss(self.D_A(real_B), True) + self.gan_loss(self.D_A(pooled_B), False))
-            loss_D_B = 0.5 * (self.gan_loss(self.D_B(real_A), True) + self.gan_loss(self.D_B(pooled_A), False))
+            D_A, D_B = self.trained["D_A"], self.trained["D_B"]
+            loss_D_A = 0.5 * (self.gan_loss(D_A(real_B), True) + self.gan_loss(D_A(pooled_B), False))
+            loss_D_B = 0.5 * (self.gan_loss(D_B(real_A), True) + self.gan_loss(D_B(pooled_A), False))
         self.scaler.scale(loss_D_A + loss_D_B).backward()
         self.scaler.step(self.opt_D)
         self.scaler.update()

@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from i2i_core import distributed
 from i2i_core.checkpoint import load_state_dict_checked, read_metadata
 from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
 from i2i_core.errors import I2IError
@@ -223,8 +224,8 @@ def run_dir_of(recipe: Recipe) -> Path:
     return Path(recipe["output.dir"] or Path("runs") / recipe.name)
 
 
-def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool) -> Path | None:
-    """Create or reuse the run folder; return the checkpoint to resume from, if any."""
+def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool) -> None:
+    """Create or reuse the run folder (emptied of results with ``restart``) and store the recipe in it."""
     if restart:
         for name in ("checkpoints", "samples", "reports", "tensorboard", "metrics.jsonl"):
             path = run_dir / name
@@ -240,7 +241,6 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool) -> Path | Non
             stacklevel=2,
         )
     stored.write_text(recipe.to_toml())
-    return checkpoints[-1] if checkpoints else None
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -329,42 +329,74 @@ class RunLog:
 def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = None) -> TrainResult:
     """Train the recipe's CycleGAN in its run folder, resuming from its latest checkpoint.
 
+    Under ``torchrun`` every process runs this function: each trains on its shard of every epoch with
+    gradients averaged over all of them, and only rank 0 writes the run folder.
+
     Args:
         recipe: from :func:`i2i_core.load_recipe`.
         restart: delete the run folder's checkpoints, samples and metrics and start over.
         show_progress: progress bar on or off (default: only when standard error is a terminal).
     """
+    device = resolve_device(recipe["train.device"])
+    job = distributed.setup(device)
+    if job.enabled and device.type == "cuda":
+        device = torch.device("cuda", job.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        return _train(recipe, restart, show_progress, device, job)
+    finally:
+        distributed.teardown(job)
+
+
+def _train(
+    recipe: Recipe, restart: bool, show_progress: bool | None, device: torch.device, job: distributed.Distributed
+) -> TrainResult:
     run_dir = run_dir_of(recipe)
-    resume_from = _prepare_run_dir(run_dir, recipe, restart)
+    if job.is_main:
+        _prepare_run_dir(run_dir, recipe, restart)
+    job.barrier()
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    resume_from = checkpoints[-1] if checkpoints else None
     train_set = build_dataset(recipe, "train")
     sample_batch = fixed_sample_batch(recipe, train_set)
-    trainer = build_trainer(recipe)
+    trainer = build_trainer(recipe, device)
     specs = network_specs(recipe)
     reporters = {name: create("reporter", name) for name in recipe["report.reporters"]}
-    schedule = Schedule.from_recipe(recipe, len(train_set))
+    schedule = Schedule.from_recipe(recipe, math.ceil(len(train_set) / job.world_size))
     out = recipe.values["output"]
     seed, batch_size = recipe["train.seed"], recipe["train.batch_size"]
 
     progress = Progress()
     if resume_from is not None:
         progress, _ = load_training_checkpoint(resume_from, trainer)
-        _truncate_metrics(run_dir / "metrics.jsonl", progress.step)
-        print(f"Resuming {run_dir} from step {progress.step} ({resume_from.name})", file=sys.stderr)
-    log = RunLog(run_dir)
+        if job.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", progress.step)
+            print(f"Resuming {run_dir} from step {progress.step} ({resume_from.name})", file=sys.stderr)
+    if job.enabled:
+        trainer.distribute()
+        # every rank draws its own augmentations and pool choices (rank 0's weights are broadcast)
+        torch.manual_seed(seed + 1_000_003 * job.rank + progress.step)
+        for i, pool in enumerate((trainer.pool_A, trainer.pool_B)):
+            pool.rng.seed(seed * 2 + i + 1_000_003 * job.rank + progress.step)
+    log = RunLog(run_dir) if job.is_main else None
     collapse, discriminators = CollapseMonitor(), DiscriminatorMonitor()
-    bar = _progress_bar(schedule.total_steps, progress.step, show_progress)
+    bar = _progress_bar(schedule.total_steps, progress.step, show_progress if job.is_main else False)
     losses: dict[str, float] = {}
     checkpoint = resume_from
     start_step, started = progress.step, time.perf_counter()
     window_start, window_steps = started, 0
 
     def save_checkpoint() -> Path:
-        extra = {"lr": schedule.lr_at(max(progress.step - 1, 0)), "recipe": recipe.name}
-        path = save_training_checkpoint(run_dir / "checkpoints", trainer, progress, specs, extra)
-        prune_checkpoints(run_dir / "checkpoints", out["keep_last"])
+        path = run_dir / "checkpoints" / f"step_{progress.step:07d}"
+        if job.is_main:
+            extra = {"lr": schedule.lr_at(max(progress.step - 1, 0)), "recipe": recipe.name}
+            extra["world_size"] = job.world_size
+            path = save_training_checkpoint(run_dir / "checkpoints", trainer, progress, specs, extra)
+            prune_checkpoints(run_dir / "checkpoints", out["keep_last"])
+        job.barrier()
         return path
 
-    def save_samples() -> None:
+    def save_samples(log: RunLog) -> None:
         step = progress.step
         images = {"real_A": sample_batch["A"], "real_B": sample_batch["B"]}
         images.update(trainer.translate(sample_batch["A"], sample_batch["B"]))
@@ -380,9 +412,10 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
                     log.warning(step, message)
 
     trainer.train()
+    stopping = False
     with _StopSignals() as stop:
-        while progress.step < schedule.total_steps and stop.received is None:
-            order = epoch_order(seed, progress.epoch, len(train_set))
+        while progress.step < schedule.total_steps and not stopping:
+            order = job.shard(epoch_order(seed, progress.epoch, len(train_set)))
             loader = DataLoader(
                 train_set,
                 batch_size=batch_size,
@@ -408,34 +441,36 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
                 bar.set_postfix(
                     {k: f"{v:.3f}" for k, v in losses.items() if k in ("G_A", "G_B", "D_A", "D_B")}, refresh=False
                 )
-
                 step, done = progress.step, progress.step >= schedule.total_steps
-                if not pretraining:
-                    for message in discriminators.check(losses, step):
-                        log.warning(step, message)
-                if out["log_every"] and (step % out["log_every"] == 0 or done):
-                    now = time.perf_counter()
-                    phase = {"phase": "d_pretrain"} if pretraining else {}
-                    log.metrics(
-                        {
-                            "step": step,
-                            "epoch": progress.epoch + 1,
-                            **phase,
-                            **losses,
-                            "lr": schedule.lr_at(step - 1),
-                            "steps_per_s": window_steps / (now - window_start),
-                        }
-                    )
-                    window_start, window_steps = now, 0
-                if out["sample_every"] and (step % out["sample_every"] == 0 or done):
-                    save_samples()
+                stopping = job.any(stop.received is not None)
+                if log is not None:
+                    if not pretraining:
+                        for message in discriminators.check(losses, step):
+                            log.warning(step, message)
+                    if out["log_every"] and (step % out["log_every"] == 0 or done):
+                        now = time.perf_counter()
+                        phase = {"phase": "d_pretrain"} if pretraining else {}
+                        log.metrics(
+                            {
+                                "step": step,
+                                "epoch": progress.epoch + 1,
+                                **phase,
+                                **losses,
+                                "lr": schedule.lr_at(step - 1),
+                                "steps_per_s": window_steps / (now - window_start),
+                            }
+                        )
+                        window_start, window_steps = now, 0
+                    if out["sample_every"] and (step % out["sample_every"] == 0 or done):
+                        save_samples(log)
                 if out["checkpoint_every"] and step % out["checkpoint_every"] == 0 and not done:
                     checkpoint = save_checkpoint()
-                if done or stop.received is not None:
+                if done or stopping:
                     break
         checkpoint = save_checkpoint()
     bar.close()
-    log.close()
+    if log is not None:
+        log.close()
 
     seconds = time.perf_counter() - started
     done_steps = progress.step - start_step
@@ -444,7 +479,7 @@ def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = No
         steps=progress.step,
         metrics=losses,
         checkpoint=checkpoint,
-        interrupted=stop.received is not None,
+        interrupted=stopping,
         seconds=seconds,
         steps_per_second=done_steps / seconds if seconds > 0 else 0.0,
     )
