@@ -28,10 +28,15 @@ def output_diversity(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
 
 
 class CollapseMonitor:
-    """Warns when a generator's outputs on different sample images become nearly identical (mode collapse)."""
+    """Warns when a generator's outputs on different sample images become nearly identical (mode collapse).
 
-    def __init__(self, threshold: float = 0.05) -> None:
-        self.threshold = threshold
+    Collapse is a change: the diversity must fall below ``threshold`` and below ``drop`` times the diversity
+    first seen, so a generator that starts out near-constant is not taken for a collapsed one.
+    """
+
+    def __init__(self, threshold: float = 0.05, drop: float = 0.25) -> None:
+        self.threshold, self.drop = threshold, drop
+        self.first: dict[str, float] = {}
         self.warned: set[str] = set()
 
     def check(self, name: str, inputs: torch.Tensor, outputs: torch.Tensor, step: int) -> str | None:
@@ -39,7 +44,8 @@ class CollapseMonitor:
         if name in self.warned or inputs.shape[0] < 2:
             return None
         diversity = output_diversity(inputs, outputs)
-        if diversity >= self.threshold:
+        first = self.first.setdefault(name, diversity)
+        if diversity >= self.threshold or diversity >= self.drop * first:
             return None
         self.warned.add(name)
         return (

@@ -21,11 +21,21 @@ def test_collapse_warns_once_with_the_step():
     monitor = CollapseMonitor(threshold=0.05)
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     assert monitor.check("G_A", x, torch.tanh(x * 2), step=10) is None  # healthy: outputs follow inputs
+    assert monitor.check("G_B", x, torch.tanh(x * 2), step=10) is None
     collapsed = x.mean(0, keepdim=True).expand_as(x) + 0.01 * torch.randn_like(x)  # one picture, slight noise
     message = monitor.check("G_A", x, collapsed, step=20)
     assert message is not None and message.startswith("step 20: generator G_A may have collapsed")
     assert monitor.check("G_A", x, collapsed, step=30) is None  # once
     assert monitor.check("G_B", x, collapsed, step=30) is not None  # per generator
+
+
+def test_a_generator_that_starts_near_constant_has_not_collapsed():
+    monitor = CollapseMonitor(threshold=0.05)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    flat = x.mean(0, keepdim=True).expand_as(x) + 0.02 * x  # diversity 0.02 from the start
+    assert monitor.check("G_A", x, flat, step=1) is None
+    assert monitor.check("G_A", x, flat, step=2) is None
+    assert monitor.check("G_A", x, 0.002 * x, step=3) is not None  # a further tenfold drop is a collapse
 
 
 def test_discriminator_win_needs_a_sustained_near_zero_loss():
