@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import i2i_core
 from i2i_core.pytest_plugin import check_generator
 
@@ -25,3 +29,14 @@ def test_trains_and_translates(i2i_tiny_recipe, i2i_tiny_dataset, tmp_path):
     translator = i2i_core.load_translator(result.run_dir, device="cpu")
     written, failed = translator.translate_many(sorted((i2i_tiny_dataset / "testA").iterdir()), tmp_path / "out")
     assert len(written) == 2 and not failed
+
+
+def test_trains_through_the_i2i_command(i2i_tiny_recipe):
+    recipe = i2i_tiny_recipe(generator="template-generator", width=8)
+    done = subprocess.run(
+        [sys.executable, "-m", "i2i_core", "run", str(recipe.path), "--no-progress"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Finished at step 2" in done.stdout
+    checkpoint = Path(recipe["output.dir"]) / "checkpoints" / "step_0000002" / "G_A.safetensors"
+    assert i2i_core.load_component(checkpoint).__class__.__name__ == "TemplateGenerator"
