@@ -216,6 +216,13 @@ def _parse_bytes(text: str | None) -> int | None:
 )
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Images of the same size translated together.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")
 def translate(
     inputs: tuple[str, ...],
@@ -229,6 +236,7 @@ def translate(
     max_memory: str | None,
     precision: str,
     device: str,
+    batch_size: int,
     progress: bool | None,
 ) -> None:
     """Translate INPUTS (files, folders, globs) at full resolution into OUT_DIR, keeping their names."""
@@ -241,12 +249,12 @@ def translate(
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     failed = []
     show = sys.stderr.isatty() if progress is None else progress
-    for path in tqdm(files, unit="image", disable=not show):
-        try:
-            translator.translate_file(path, Path(out_dir), fmt, quality)
-        except I2IError as exc:
-            failed.append(exc)
-            click.echo(f"Skipped: {exc}", err=True)
+    with tqdm(total=len(files), unit="image", disable=not show) as bar:
+        for _, out, error in translator.translate_files(files, Path(out_dir), fmt, quality, batch_size):
+            bar.update(1)
+            if out is None:
+                failed.append(error)
+                click.echo(f"Skipped: {error}", err=True)
     click.echo(f"Translated {len(files) - len(failed)} of {len(files)} image(s) into {out_dir}")
     if failed:
         raise click.exceptions.Exit(1)

@@ -127,7 +127,7 @@ def translate_tensor(
     stats_side: int = 1024,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> torch.Tensor:
-    """Translate one (1, 3, H, W) image in [-1, 1] at full resolution; ``tile`` enables tiling.
+    """Translate (N, 3, H, W) images in [-1, 1] at full resolution; ``tile`` enables tiling (N = 1 only).
 
     The image is padded to the generator's ``size_multiple`` and the output cropped back to H x W.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,17 +90,17 @@ class Translator:
         return max(128, min(512, int((budget / per_pixel) ** 0.5)))
 
     def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) or (1, 3, H, W) in [-1, 1] -> the same shape in [-1, 1]."""
+        """(3, H, W) or (N, 3, H, W) in [-1, 1] -> the same shape in [-1, 1] (batches of N > 1 are not tiled)."""
         batch = x.unsqueeze(0) if x.ndim == 3 else x
-        if batch.ndim != 4 or batch.shape[:2] != (1, 3):
-            raise ValueError(f"expected (3, H, W) or (1, 3, H, W), got {tuple(x.shape)}")
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected (3, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
         h, w = batch.shape[-2:]
         if min(h, w) < MIN_SIDE:
             raise I2IError(f"image of {w}x{h} pixels is too small: both sides must be at least {MIN_SIDE}")
         y = translate_tensor(
             self.net,
             batch.to(self.device),
-            tile=self.tile_for(h, w),
+            tile=self.tile_for(h, w) if len(batch) == 1 else None,
             overlap=self.overlap,
             autocast=lambda: autocast(self.precision, self.device),
         )
@@ -121,27 +121,71 @@ class Translator:
         out_dir: str | os.PathLike,
         fmt: str | None = None,
         quality: int = 95,
+        batch_size: int = 8,
     ) -> tuple[list[Path], list[tuple[Path, str]]]:
         """Translate image files into ``out_dir`` (same names; ``fmt`` changes the extension).
 
         Returns (written files, [(failed input, reason)]): a bad file is reported and skipped.
         """
-        out_dir = Path(out_dir)
         written, failed = [], []
+        for path, out, error in self.translate_files(inputs, out_dir, fmt, quality, batch_size):
+            if out is not None:
+                written.append(out)
+            else:
+                failed.append((path, error))
+        return written, failed
+
+    def translate_files(
+        self,
+        inputs: Iterable[str | os.PathLike],
+        out_dir: str | os.PathLike,
+        fmt: str | None = None,
+        quality: int = 95,
+        batch_size: int = 8,
+    ) -> Iterator[tuple[Path, Path | None, str | None]]:
+        """Translate files one by one, yielding (input, output or None, error or None) as each is done.
+
+        Consecutive images of the same size that need no tiling run through the generator together, up to
+        ``batch_size`` at a time (instance norm is per image, so the result is the same as one at a time).
+        """
+        out_dir = Path(out_dir)
+        pending: list[tuple[Path, torch.Tensor]] = []
+
+        def flush() -> Iterator[tuple[Path, Path | None, str | None]]:
+            if pending:
+                outputs = self.translate_tensor(torch.stack([x for _, x in pending]))
+                for (path, _), y in zip(pending, outputs, strict=True):
+                    yield path, self._save(to_image(y), path, out_dir, fmt, quality), None
+                pending.clear()
+
         for path in map(Path, inputs):
             try:
-                written.append(self.translate_file(path, out_dir, fmt, quality))
+                x = to_tensor(load_rgb(path))
             except I2IError as exc:
-                failed.append((path, str(exc)))
-        return written, failed
+                yield path, None, str(exc)
+                continue
+            same = not pending or pending[0][1].shape == x.shape
+            if not same or len(pending) == batch_size:
+                yield from flush()
+            if self.tile_for(*x.shape[-2:]) is None and min(x.shape[-2:]) >= MIN_SIDE and batch_size > 1:
+                pending.append((path, x))
+                continue
+            try:
+                yield path, self._save(to_image(self.translate_tensor(x)), path, out_dir, fmt, quality), None
+            except I2IError as exc:
+                yield path, None, str(exc)
+        yield from flush()
 
     def translate_file(self, path: Path, out_dir: Path, fmt: str | None = None, quality: int = 95) -> Path:
         """Translate one file into ``out_dir``; the output is written atomically."""
+        return self._save(self.translate(path), Path(path), Path(out_dir), fmt, quality)
+
+    @staticmethod
+    def _save(image: Image.Image, path: Path, out_dir: Path, fmt: str | None, quality: int) -> Path:
         suffix = (fmt or path.suffix.lstrip(".")).lower()
         if suffix not in FORMATS:
             suffix = "png"
         out = out_dir / f"{path.stem}.{suffix}"
-        image = self.translate(path)
         buffer = io.BytesIO()
         options = {"quality": quality} if FORMATS[suffix] in ("JPEG", "WEBP") else {}
         image.save(buffer, format=FORMATS[suffix], **options)

@@ -150,3 +150,25 @@ def test_cli_errors(generator_file, tmp_path):
         cli, ["translate", "-c", str(generator_file), str(PHOTO), "-o", str(tmp_path), "--max-memory", "lots"]
     )
     assert budget.exit_code == 1 and "expected a size such as 800MB" in budget.output
+
+
+def test_same_size_images_are_batched_with_the_same_result(generator_file, tmp_path):
+    sizes = [(40, 32), (40, 32), (40, 32), (36, 44), (40, 32)]
+    for i, size in enumerate(sizes):
+        Image.open(PHOTO).convert("RGB").resize(size).save(tmp_path / f"{i}.png")
+    (tmp_path / "9-broken.png").write_bytes(b"broken")
+    inputs = sorted(tmp_path.glob("*.png"))
+    t = load_translator(generator_file, precision="fp32")
+    calls = []
+    real = t.translate_tensor
+    t.translate_tensor = lambda x: calls.append(len(x) if x.ndim == 4 else 1) or real(x)
+    results = list(t.translate_files(inputs, tmp_path / "batched", batch_size=2))
+    assert [p.name for p, out, _ in results if out is not None] == [f"{i}.png" for i in range(5)]
+    assert [(p.name, error is not None) for p, out, error in results if out is None] == [("9-broken.png", True)]
+    assert calls == [2, 1, 1, 1]  # two 40x32 together; the 36x44 breaks the run
+    t.translate_tensor = real
+    one_by_one, _ = t.translate_many(inputs[:5], tmp_path / "single", batch_size=1)
+    for out in one_by_one:
+        batched = Image.open(tmp_path / "batched" / out.name)
+        diff = (to_tensor(batched) - to_tensor(Image.open(out))).abs().max().item()
+        assert diff <= 2 / 255 + 1e-6, out.name  # at most one 8-bit level apart (float summation order)
