@@ -43,12 +43,8 @@ from i2i_core.training_checkpoint import (
     save_training_checkpoint,
 )
 
-NETWORK_TABLES = {
-    "G_A": ("generator",),
-    "G_B": ("generator",),
-    "D_A": ("discriminator",),
-    "D_B": ("discriminator",),
-}
+#: Each network and the kind of component it is (also its table in the recipe: ``model.generator``...).
+NETWORK_KINDS = {"G_A": "generator", "G_B": "generator", "D_A": "discriminator", "D_B": "discriminator"}
 
 
 @dataclass
@@ -69,11 +65,10 @@ class TrainResult:
 
 def network_specs(recipe: Recipe) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """(kind, component name, options) of each of the four networks."""
-    specs = {}
-    for net, (table,) in NETWORK_TABLES.items():
-        kind = table
-        specs[net] = (kind, recipe[f"model.{table}.name"], recipe.component_options("model", table))
-    return specs
+    return {
+        net: (kind, recipe[f"model.{kind}.name"], recipe.component_options("model", kind))
+        for net, kind in NETWORK_KINDS.items()
+    }
 
 
 def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> CycleGAN:
@@ -85,9 +80,10 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> C
     """
     torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
     device = torch.device(device) if device is not None else resolve_device(recipe["train.device"])
-    nets = {net: create(kind, name, **options) for net, (kind, name, options) in network_specs(recipe).items()}
+    specs = network_specs(recipe)
+    nets = {net: create(kind, name, **options) for net, (kind, name, options) in specs.items()}
     for net, path in starting_weights(recipe).items():
-        load_starting_weights(nets[net], path, network_specs(recipe)[net])
+        load_starting_weights(nets[net], path, specs[net])
     return CycleGAN(
         **nets,
         gan_loss=create("loss", recipe["loss.gan.name"], **recipe.component_options("loss", "gan")),
@@ -108,8 +104,8 @@ def starting_weights(recipe: Recipe) -> dict[str, Path]:
     """Network -> the file its weights start from (``model.<G_A...>.init_from``, else the generator's or
     discriminator's ``init_from``), for the networks that have one."""
     files = {}
-    for net, (table,) in NETWORK_TABLES.items():
-        path = recipe[f"model.{net}.init_from"] or recipe[f"model.{table}.init_from"]
+    for net, kind in NETWORK_KINDS.items():
+        path = recipe[f"model.{net}.init_from"] or recipe[f"model.{kind}.init_from"]
         if path:
             files[net] = network_file(path, net)
     return files
