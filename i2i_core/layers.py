@@ -1,16 +1,91 @@
-"""Building blocks shared by networks: normalisation layers, reference weight init, input checks.
+"""Building blocks shared by networks: normalisation and padding layers, reference weight init, input checks.
 
-Plugin authors may use these so their networks behave like the first-party ones.
+Plugin authors may use these so their networks behave like the first-party ones. :class:`InstanceNorm2d` and
+:class:`ReflectionPad2d` compute what PyTorch's layers of the same names compute, but keep channels-last tensors
+channels-last (PyTorch's make contiguous copies, forward and backward), and the padding has a faster backward.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from i2i_core.errors import I2IError
 
 NORMS = ("instance", "batch", "none")
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (same options, state and results) that keeps a channels-last input channels-last.
+
+    Example:
+        >>> x = torch.randn(2, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+        >>> y = InstanceNorm2d(8)(x)
+        >>> y.is_contiguous(memory_format=torch.channels_last), torch.allclose(y, F.instance_norm(x), atol=1e-5)
+        (True, True)
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.affine or self.track_running_stats or not _is_channels_last(x):
+            return super().forward(x)
+        # for one image, instance norm is batch norm with batch statistics; batch norm runs channels-last
+        per_image = [F.batch_norm(image, None, None, training=True, eps=self.eps) for image in x.split(1)]
+        return per_image[0] if len(per_image) == 1 else torch.cat(per_image)
+
+
+class _ReflectionPad2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
+        ctx.padding = padding
+        ctx.memory_format = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+        return F.pad(x, padding, mode="reflect")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        left, right, top, bottom = ctx.padding
+        height, width = grad.shape[-2] - top - bottom, grad.shape[-1] - left - right
+        # fold the padded columns back onto the columns they mirror, then the padded rows
+        cols = grad[..., left : left + width].contiguous(memory_format=ctx.memory_format)
+        for k in range(1, left + 1):
+            cols[..., k] += grad[..., left - k]
+        for k in range(1, right + 1):
+            cols[..., width - 1 - k] += grad[..., left + width - 1 + k]
+        out = cols[..., top : top + height, :].contiguous(memory_format=ctx.memory_format)
+        for k in range(1, top + 1):
+            out[..., k, :] += cols[..., top - k, :]
+        for k in range(1, bottom + 1):
+            out[..., height - 1 - k, :] += cols[..., top + height - 1 + k, :]
+        return out, None
+
+
+def reflection_pad2d(x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """``F.pad(x, padding, mode="reflect")`` for (B, C, H, W) with a faster backward that keeps the memory format.
+
+    Args:
+        x: (B, C, H, W).
+        padding: (left, right, top, bottom), each smaller than the side it pads.
+
+    Example:
+        >>> reflection_pad2d(torch.arange(3.0).view(1, 1, 1, 3), (2, 1, 0, 0))
+        tensor([[[[2., 1., 0., 1., 2., 1.]]]])
+    """
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return F.pad(x, padding, mode="reflect")
+    return _ReflectionPad2d.apply(x, tuple(padding))
+
+
+class ReflectionPad2d(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` computed by :func:`reflection_pad2d`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reflection_pad2d(x, self.padding)
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -21,7 +96,7 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
         InstanceNorm2d(64, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False)
     """
     if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if norm == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if norm == "none":

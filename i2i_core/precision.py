@@ -45,8 +45,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype networks run in: bf16 for ``bf16``; fp32 otherwise (``fp16`` runs fp32 networks under autocast)."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed-precision context for forward passes; master weights stay fp32."""
-    if precision == "fp32":
+    """The autocast context of ``fp16``; nothing otherwise (bf16 networks run as bf16 copies, not autocast)."""
+    if precision != "fp16":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[precision])

@@ -22,6 +22,7 @@ from i2i_core.registry import Component, get_component
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECAYS = ("linear", "none")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 #: Every fixed key with its default. Component tables also take the component's own options.
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
         "d_pretrain_steps": 0,
         "decay": "linear",
         "precision": "auto",
+        "memory_format": "auto",
         "seed": 0,
         "device": "auto",
         "num_workers": 0,
@@ -334,7 +336,7 @@ def _check_values(values: dict[str, Any], source: str) -> None:
     betas = train["betas"]
     if len(betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
         fail("train.betas", f"must be two numbers in [0, 1), got {betas!r}")
-    for key, choices in (("precision", PRECISIONS), ("decay", DECAYS)):
+    for key, choices in (("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS), ("decay", DECAYS)):
         if train[key] not in choices:
             fail(
                 f"train.{key}",

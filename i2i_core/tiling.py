@@ -126,16 +126,18 @@ def translate_tensor(
     overlap: int = 32,
     stats_side: int = 1024,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
 ) -> torch.Tensor:
     """Translate (N, 3, H, W) images in [-1, 1] at full resolution; ``tile`` enables tiling (N = 1 only).
 
-    The image is padded to the generator's ``size_multiple`` and the output cropped back to H x W.
+    The image is padded to the generator's ``size_multiple`` and the output cropped back to H x W (fp32).
+    ``prepare`` turns each (fp32) input of the generator into what it takes (its dtype and memory format).
     """
     multiple = getattr(net, "size_multiple", 1)
     padded, (h, w) = pad_to_multiple(x, multiple)
     if tile is None or (padded.shape[-2] <= tile and padded.shape[-1] <= tile):
         with autocast():
-            return net(padded)[..., :h, :w].float()
+            return net(prepare(padded))[..., :h, :w].float()
     with shared_instance_norm(net) as norms:
         scale = min(1.0, stats_side / max(h, w))
         small = padded
@@ -143,12 +145,12 @@ def translate_tensor(
             size = [max(multiple, round(s * scale / multiple) * multiple) for s in padded.shape[-2:]]
             small = F.interpolate(padded, size=size, mode="bilinear", antialias=True, align_corners=False)
         with autocast():
-            net(small)  # records every instance-norm layer's statistics over the whole image
+            net(prepare(small))  # records every instance-norm layer's statistics over the whole image
         for norm in norms:
             norm.mode = "replay"
 
         def run(t: torch.Tensor) -> torch.Tensor:
             with autocast():
-                return net(t)
+                return net(prepare(t))
 
         return run_tiled(run, padded, tile, overlap, multiple)[..., :h, :w]

@@ -97,6 +97,7 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> C
         seed=recipe["train.seed"],
         precision=resolve_precision(recipe["train.precision"], device),
         device=device,
+        channels_last={"auto": None, "channels_last": True, "contiguous": False}[recipe["train.memory_format"]],
     )
 
 

@@ -10,7 +10,7 @@ import glob
 import io
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,9 +18,10 @@ from PIL import Image
 from torch import nn
 
 from i2i_core.checkpoint import atomic_write_bytes, load_component, read_metadata
+from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.images import IMAGE_EXTENSIONS, find_images, load_rgb, to_image, to_tensor
-from i2i_core.precision import autocast, resolve_device, resolve_precision
+from i2i_core.precision import autocast, compute_dtype, resolve_device, resolve_precision
 from i2i_core.tiling import translate_tensor
 from i2i_core.training_checkpoint import network_file
 
@@ -77,6 +78,11 @@ class Translator:
     tile: int | None = None
     overlap: int = 32
     max_memory: int | None = None
+    compute: ComputeCopy = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        layout = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
+        self.compute = ComputeCopy(self.net, compute_dtype(self.precision), layout)
 
     def tile_for(self, height: int, width: int) -> int | None:
         """The tile side for an image: the explicit one; else none when a full pass fits the memory budget, or
@@ -98,13 +104,14 @@ class Translator:
         if min(h, w) < MIN_SIDE:
             raise I2IError(f"image of {w}x{h} pixels is too small: both sides must be at least {MIN_SIDE}")
         y = translate_tensor(
-            self.net,
+            self.compute.module,
             batch.to(self.device),
             tile=self.tile_for(h, w) if len(batch) == 1 else None,
             overlap=self.overlap,
             autocast=lambda: autocast(self.precision, self.device),
+            prepare=self.compute.prepare,
         )
-        y = y.clamp(-1, 1).cpu()
+        y = y.clamp(-1, 1).cpu().contiguous()
         return y[0] if x.ndim == 3 else y
 
     def translate(self, image: Image.Image | str | os.PathLike | torch.Tensor) -> Image.Image | torch.Tensor:

@@ -78,6 +78,10 @@ def test_overrides_are_typed_and_applied_last():
         ),
         ("loss.gan.name='l1'", r"loss\.gan\.name: loss 'l1' is a reconstruction loss, not a gan loss"),
         ("train.precision='bf17'", r"train\.precision must be one of auto, fp32, bf16, fp16.*Did you mean 'bf16'"),
+        (
+            "train.memory_format='channel_last'",
+            r"train\.memory_format must be one of auto, channels_last, contiguous.*Did you mean 'channels_last'",
+        ),
         ("train.lr=0", r"train\.lr must be > 0"),
         ("train.betas=[0.5]", r"train\.betas must be two numbers"),
         ("train.batch_size=0", r"train\.batch_size must be >= 1"),

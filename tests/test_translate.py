@@ -172,3 +172,16 @@ def test_same_size_images_are_batched_with_the_same_result(generator_file, tmp_p
         batched = Image.open(tmp_path / "batched" / out.name)
         diff = (to_tensor(batched) - to_tensor(Image.open(out))).abs().max().item()
         assert diff <= 2 / 255 + 1e-6, out.name  # at most one 8-bit level apart (float summation order)
+
+
+def test_bf16_translation_tracks_fp32_tiled_and_untiled(generator_file):
+    x = to_tensor(load_rgb(PHOTO).resize((200, 150)))
+    fp32 = load_translator(generator_file, precision="fp32")
+    bf16 = load_translator(generator_file, precision="bf16")
+    assert next(bf16.compute.module.parameters()).dtype == torch.bfloat16
+    assert next(bf16.net.parameters()).dtype == torch.float32  # the loaded weights stay as they are
+    for tile in (None, 96):
+        fp32.tile = bf16.tile = tile
+        ours, reference = bf16.translate(x), fp32.translate(x)
+        assert ours.dtype == torch.float32 and ours.shape == x.shape and ours.is_contiguous()
+        assert psnr(reference, ours) >= 30.0, tile

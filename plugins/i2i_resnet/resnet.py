@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i_core.layers import check_images, conv_bias, init_reference_weights, norm_layer
+from i2i_core.layers import ReflectionPad2d, check_images, conv_bias, init_reference_weights, norm_layer
 
-PADDINGS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
+PADDINGS = {"reflect": ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
 
 
 def _padded_conv(in_ch: int, out_ch: int, kernel: int, padding: str, bias: bool) -> list[nn.Module]:
