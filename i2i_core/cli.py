@@ -15,6 +15,7 @@ import click
 from i2i_core import __version__
 from i2i_core.analyze import analyze_command
 from i2i_core.assignments import parse_assignment
+from i2i_core.bench import bench_command
 from i2i_core.errors import I2IError
 from i2i_core.export import export_onnx
 from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
@@ -137,6 +138,7 @@ def import_weights_command(src: str, dst: str, source: str, arch: str, options: 
 
 
 cli.add_command(analyze_command)
+cli.add_command(bench_command)
 
 
 @cli.command()

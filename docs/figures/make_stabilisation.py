@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image
+from run_plots import metrics, plot_losses, side_by_side
 
 import i2i_core
 
@@ -44,45 +44,6 @@ def run(name: str) -> Path:
     recipe_file, extra = RUNS_TO_MAKE[name]
     recipe = i2i_core.load_recipe(ROOT / "recipes" / recipe_file, [*SCALE, *extra, f"output.dir='{RUNS / name}'"])
     return i2i_core.train(recipe, restart=True, show_progress=False).run_dir
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "warning" not in m]
-
-
-def smooth(values: list[float], k: int = 6) -> list[float]:
-    return [sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1]) for i in range(len(values))]
-
-
-def plot_losses(dirs: dict[str, Path], keys: list[str], path: Path, title: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.2 * len(keys), 3.2))
-    FigureCanvasAgg(figure)
-    for i, key in enumerate(keys):
-        axes = figure.add_subplot(1, len(keys), i + 1)
-        for label, run_dir in dirs.items():
-            lines = [m for m in metrics(run_dir) if key in m]
-            axes.plot([m["step"] for m in lines], smooth([m[key] for m in lines]), label=label)
-        axes.set_title(key)
-        axes.set_xlabel("step")
-        axes.grid(alpha=0.3)
-    axes.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-
-
-def side_by_side(dirs: dict[str, Path], path: Path) -> None:
-    grids = [Image.open(sorted((d / "samples").glob("step_*.png"))[-1]).convert("RGB") for d in dirs.values()]
-    width = sum(g.width for g in grids) + 8 * (len(grids) - 1)
-    canvas = Image.new("RGB", (width, max(g.height for g in grids)), "white")
-    x = 0
-    for grid in grids:
-        canvas.paste(grid, (x, 0))
-        x += grid.width + 8
-    canvas.save(path, quality=85, optimize=True)
 
 
 def main() -> None:

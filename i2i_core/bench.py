@@ -1,0 +1,229 @@
+"""Measuring this machine and a recipe: the convolution peak, training-step time, FLOP/s and memory.
+
+``i2i bench`` prints these; the pytest-benchmark suite in ``benchmarks/`` uses the same helpers. FLOPs are counted
+by ``torch.utils.flop_counter`` on a real step, not estimated. Each training configuration runs in a fresh
+process (``python -m i2i_core.bench``) so that its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from i2i_core.compute_copy import ComputeCopy
+from i2i_core.precision import DTYPES, compute_dtype, cpu_has_fast_bf16, resolve_device
+from i2i_core.recipe import Recipe, load_recipe, recipe_from_dict
+
+#: The convolution that dominates a CycleGAN step: ResNet-9's bottleneck, 3x3, 256 -> 256 channels at 64x64.
+PEAK_CONV = {"channels": 256, "side": 64, "kernel": 3}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 5, number: int = 4) -> float:
+    """The best of ``repeats`` mean times of ``number`` calls (after one warm-up call)."""
+    fn()
+    synchronize(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        synchronize(device)
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def conv_peak(dtype: torch.dtype, device: torch.device) -> float:
+    """Measured TFLOP/s of :data:`PEAK_CONV` (forward, channels-last, batch 1): what this machine reaches on
+    the convolutions CycleGAN spends its time in."""
+    c, s, k = PEAK_CONV["channels"], PEAK_CONV["side"], PEAK_CONV["kernel"]
+    conv = torch.nn.Conv2d(c, c, k, padding=k // 2, bias=False).to(device, dtype, memory_format=torch.channels_last)
+    x = torch.randn(1, c, s, s, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        seconds = best_seconds(lambda: conv(x), device)
+    return 2 * c * c * k * k * s * s / seconds / 1e12
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of one call of ``fn``, as counted by ``torch.utils.flop_counter``."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def bench_recipe(path: str | Path | None, size: int, precision: str, device: str = "auto") -> Recipe:
+    """``path``'s recipe (the built-in defaults, the paper's networks, when None) at ``size`` and ``precision``."""
+    overrides = {
+        "data.crop_size": size,
+        "data.load_size": size + size // 8,
+        "train.precision": precision,
+        "train.device": device,
+    }
+    if path is None:
+        values: dict[str, Any] = {"name": "bench"}
+        for dotted, value in overrides.items():
+            section, key = dotted.split(".")
+            values.setdefault(section, {})[key] = value
+        return recipe_from_dict(values, "bench")
+    return load_recipe(path, overrides)
+
+
+def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
+    """Seconds per training step on random images (one warm-up step, then the mean of ``steps``), FLOPs per
+    step, and this process's peak RSS."""
+    from i2i_core.training import build_trainer
+
+    trainer = build_trainer(recipe)
+    size, batch = recipe["data.crop_size"], recipe["train.batch_size"]
+    a, b = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(2))
+    flops = count_flops(lambda: trainer.train_step(a, b))  # also the warm-up step
+    synchronize(trainer.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step(a, b)
+    synchronize(trainer.device)
+    seconds = (time.perf_counter() - start) / steps
+    return {
+        "size": size,
+        "precision": trainer.precision,
+        "device": str(trainer.device),
+        "s_per_step": seconds,
+        "tflop_per_step": flops / 1e12,
+        "tflops": flops / seconds / 1e12,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def generator_images_per_second(recipe: Recipe, seconds: float = 2.0) -> float:
+    """Generator forward throughput at the recipe's crop size, batch 1, in eval mode."""
+    from i2i_core.precision import resolve_precision
+    from i2i_core.registry import create
+
+    device = resolve_device(recipe["train.device"])
+    precision = resolve_precision(recipe["train.precision"], device)
+    net = create("generator", recipe["model.generator.name"], **recipe.component_options("model", "generator"))
+    layout = torch.channels_last if precision == "bf16" else torch.contiguous_format
+    compute = ComputeCopy(net.to(device).eval(), compute_dtype(precision), layout)
+    size = recipe["data.crop_size"]
+    x = compute.prepare(torch.rand(1, 3, size, size, device=device) * 2 - 1)
+    with torch.no_grad():
+        compute.module(x)
+        synchronize(device)
+        start, count = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            compute.module(x)
+            count += 1
+        synchronize(device)
+    return count / (time.perf_counter() - start)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> str:
+    """The processor (or GPU), its bf16 support, threads and the torch version, in one line."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    name = platform.processor() or platform.machine()
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+        bf16 = "AMX" if "amx_bf16" in cpuinfo else "AVX512-BF16" if "avx512_bf16" in cpuinfo else "no bf16 units"
+    except (OSError, StopIteration):
+        bf16 = "AMX or AVX512-BF16" if cpu_has_fast_bf16() else "bf16 units unknown"
+    return f"{name} ({bf16}), {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def measure_in_subprocess(recipe_path: str | None, size: int, precision: str, device: str, steps: int) -> dict:
+    """:func:`measure_train_step` in a fresh Python process, so its peak RSS is its own."""
+    args = json.dumps({"recipe": recipe_path, "size": size, "precision": precision, "device": device, "steps": steps})
+    done = subprocess.run([sys.executable, "-m", "i2i_core.bench", args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"benchmark of {size}px {precision} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@click.command("bench")
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False, exists=True))
+@click.option("--size", "sizes", type=int, multiple=True, help="Image side; repeat for several.  [default: 256 128]")
+@click.option(
+    "--precision",
+    "precisions",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    multiple=True,
+    help="Repeat for several.  [default: fp32 bf16]",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=3, show_default=True, help="Timed steps (after one warm-up)."
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def bench_command(
+    recipe: str | None, sizes: tuple[int, ...], precisions: tuple[str, ...], steps: int, device: str, as_json: bool
+) -> None:
+    """Measure this machine: convolution peak, training-step time, TFLOP/s, % of peak, peak memory.
+
+    RECIPE defaults to the paper's networks (ResNet-9 generators, the conv+FC discriminator), batch 1. Each
+    training configuration runs in a fresh process, so its peak RSS is its own (it includes the PyTorch runtime).
+    """
+    sizes, precisions = sizes or (256, 128), precisions or ("fp32", "bf16")
+    torch_device = resolve_device(device)
+    peaks = {p: conv_peak(DTYPES[p], torch_device) for p in precisions}
+    rows = [measure_in_subprocess(recipe, size, p, device, steps) for size in sizes for p in precisions]
+    for row in rows:
+        row["pct_of_peak"] = 100 * row["tflops"] / peaks[row["precision"]]
+    forward = {p: generator_images_per_second(bench_recipe(recipe, sizes[0], p, device)) for p in precisions}
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"machine": machine(), "conv_peak_tflops": peaks, "train": rows, "generator_images_per_s": forward}
+            )
+        )
+        return
+    c, s, k = PEAK_CONV["channels"], PEAK_CONV["side"], PEAK_CONV["kernel"]
+    click.echo(f"Machine: {machine()}")
+    described = recipe or "the paper's networks (built-in defaults)"
+    click.echo(f"Recipe: {described}, batch 1")
+    click.echo(
+        f"Convolution peak ({k}x{k}, {c} channels, {s}x{s}, channels-last): "
+        + ", ".join(f"{p} {t:.2f} TFLOP/s" for p, t in peaks.items())
+    )
+    click.echo("\n| size | precision | s / step | TFLOP / step | TFLOP/s | % of peak | peak RSS (MB) |")
+    click.echo("|---|---|---|---|---|---|---|")
+    for r in rows:
+        click.echo(
+            f"| {r['size']} | {r['precision']} | {r['s_per_step']:.3f} | {r['tflop_per_step']:.3f} | "
+            f"{r['tflops']:.3f} | {r['pct_of_peak']:.0f}% | {r['peak_rss_mb']:.0f} |"
+        )
+    click.echo(
+        f"\nGenerator forward at {sizes[0]}x{sizes[0]}: "
+        + ", ".join(f"{p} {rate:.2f} images/s" for p, rate in forward.items())
+    )
+
+
+def main(argv: list[str]) -> None:
+    args = json.loads(argv[0])
+    recipe = bench_recipe(args["recipe"], args["size"], args["precision"], args["device"])
+    print(json.dumps(measure_train_step(recipe, args["steps"])))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
