@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from i2i_core.compute_copy import ComputeCopy
+from i2i_core.errors import I2IError
 from i2i_core.precision import DTYPES, compute_dtype, cpu_has_fast_bf16, resolve_device
 from i2i_core.recipe import Recipe, load_recipe, recipe_from_dict
 
@@ -157,7 +158,7 @@ def measure_in_subprocess(recipe_path: str | None, size: int, precision: str, de
     args = json.dumps({"recipe": recipe_path, "size": size, "precision": precision, "device": device, "steps": steps})
     done = subprocess.run([sys.executable, "-m", "i2i_core.bench", args], capture_output=True, text=True)
     if done.returncode:
-        raise RuntimeError(f"benchmark of {size}px {precision} failed:\n{done.stderr[-2000:]}")
+        raise I2IError(f"benchmark of {size}px {precision} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -186,6 +187,9 @@ def bench_command(
     """
     sizes, precisions = sizes or (256, 128), precisions or ("fp32", "bf16")
     torch_device = resolve_device(device)
+    for size in sizes:  # a recipe mistake is reported here, before any measurement
+        for precision in precisions:
+            bench_recipe(recipe, size, precision, device)
     peaks = {p: conv_peak(DTYPES[p], torch_device) for p in precisions}
     rows = [measure_in_subprocess(recipe, size, p, device, steps) for size in sizes for p in precisions]
     for row in rows:

@@ -1,4 +1,4 @@
-"""Device and numeric precision: ``auto`` picks bf16 autocast where the hardware runs it fast."""
+"""Device and numeric precision: ``auto`` picks bf16 where the hardware runs it fast."""
 
 from __future__ import annotations
 

@@ -48,3 +48,9 @@ def test_bench_table():
     assert result.exit_code == 0, result.output
     assert "Convolution peak (3x3, 256 channels, 64x64, channels-last): fp32" in result.output
     assert "| 32 | fp32 |" in result.output and "% of peak" in result.output
+
+
+def test_bench_checks_the_recipe_before_measuring():
+    result = CliRunner().invoke(cli, ["bench", "--size", "30"])
+    assert result.exit_code == 1
+    assert "data.crop_size (30) is not a multiple of 4, which generator 'resnet9' needs; try 28" in result.output
