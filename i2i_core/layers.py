@@ -88,6 +88,26 @@ class ReflectionPad2d(nn.ReflectionPad2d):
         return reflection_pad2d(x, self.padding)
 
 
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (same options and state) that adds its bias as a separate operation: oneDNN's
+    gradient of a transposed convolution's fused bias costs as much as the rest of its backward pass.
+
+    Example:
+        >>> up = ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
+        >>> up(torch.zeros(1, 4, 5, 5)).shape
+        torch.Size([1, 2, 10, 10])
+    """
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        output_padding = self._output_padding(
+            x, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
+        )
+        y = F.conv_transpose2d(
+            x, self.weight, None, self.stride, self.padding, output_padding, self.groups, self.dilation
+        )
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
 def norm_layer(norm: str, channels: int) -> nn.Module:
     """The reference CycleGAN's normalisation: ``instance`` (no affine, no running stats), ``batch`` or ``none``.
 

@@ -156,11 +156,12 @@ def test_bf16_step_gives_fp32_master_weights_the_gradients_of_fp32(golden_nets, 
     fp32.train_step(tensors["iter1.A"], tensors["iter1.B"])
     bf16.train_step(tensors["iter1.A"], tensors["iter1.B"])
     for name, net in bf16.networks.items():
-        skip = feeds_instance_norm(net)  # zero gradients in exact arithmetic: only rounding noise is left
         theirs = dict(fp32.networks[name].named_parameters())
         for param_name, ours in net.named_parameters():
             assert ours.dtype == ours.grad.dtype == torch.float32
-            if param_name not in skip:
+            # every weight tensor; biases are sums over the image of signs of the L1 loss, or (before instance
+            # norm) zero in exact arithmetic: rounding decides them
+            if ours.ndim > 1:
                 cosine = F.cosine_similarity(ours.grad.flatten(), theirs[param_name].grad.flatten(), dim=0)
                 # bf16 autocast gives the same fidelity: worst cosine 0.93 here, on the first layers
                 assert cosine > 0.9, (name, param_name, cosine.item())

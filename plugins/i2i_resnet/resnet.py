@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i_core.layers import ReflectionPad2d, check_images, conv_bias, init_reference_weights, norm_layer
+from i2i_core.layers import (
+    ConvTranspose2d,
+    ReflectionPad2d,
+    check_images,
+    conv_bias,
+    init_reference_weights,
+    norm_layer,
+)
 
 PADDINGS = {"reflect": ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
 
@@ -75,7 +82,7 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(channels, norm, dropout, padding) for _ in range(n_blocks)]
         for _ in range(2):
             layers += [
-                nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
                 norm_layer(norm, channels // 2),
                 nn.ReLU(True),
             ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i_core.layers import check_images, conv_bias, init_reference_weights, norm_layer
+from i2i_core.layers import ConvTranspose2d, check_images, conv_bias, init_reference_weights, norm_layer
 
 
 class UnetSkipBlock(nn.Module):
@@ -35,7 +35,7 @@ class UnetSkipBlock(nn.Module):
         up_in = inner if submodule is None else inner * 2
         down_conv = nn.Conv2d(in_channels, inner, 4, stride=2, padding=1, bias=bias)
         if outermost:
-            up_conv = nn.ConvTranspose2d(up_in, outer, 4, stride=2, padding=1)
+            up_conv = ConvTranspose2d(up_in, outer, 4, stride=2, padding=1)
             layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
         else:
             # In place, as in the reference: the activation rewrites the block input, so the skip carries
@@ -43,7 +43,7 @@ class UnetSkipBlock(nn.Module):
             down = [nn.LeakyReLU(0.2, True), down_conv]
             if submodule is not None:
                 down += [norm_layer(norm, inner), submodule]
-            up_conv = nn.ConvTranspose2d(up_in, outer, 4, stride=2, padding=1, bias=bias)
+            up_conv = ConvTranspose2d(up_in, outer, 4, stride=2, padding=1, bias=bias)
             layers = [*down, nn.ReLU(True), up_conv, norm_layer(norm, outer)]
             if dropout:
                 layers.append(nn.Dropout(0.5))
