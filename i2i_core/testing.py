@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from i2i_core.checkpoint import load_component, load_state_dict_checked, save_component
+from i2i_core.compute_copy import ComputeCopy
 from i2i_core.registry import Component, get_component
 
 Target = str | Component | nn.Module
@@ -114,6 +115,24 @@ def _check_backward(s: _Subject, y: torch.Tensor) -> None:
     s.require(not bad, "backward", f"no finite gradient for {len(bad)} parameter(s): {', '.join(bad[:5])}")
 
 
+def _check_bf16_channels_last(s: _Subject, x: torch.Tensor) -> None:
+    """Training with ``precision = "bf16"`` (the default where the hardware has it) runs a bf16, channels-last
+    copy of the network: forward and backward must work there too."""
+    check = "bf16 channels-last"
+    compute = ComputeCopy(s.net, torch.bfloat16, torch.channels_last)
+    try:
+        y = compute.module(compute.prepare(x))
+        y.float().mean().backward()
+    except Exception as exc:
+        s.fail(
+            check,
+            f"raised {type(exc).__name__} on a bf16 channels-last input, which is how training with precision "
+            f"bf16 runs it (a .view() that needs contiguous memory? .reshape() works in both layouts; users can "
+            f'set train.memory_format = "contiguous"): {exc}',
+        )
+    s.require(bool(torch.isfinite(y.float()).all()), check, "NaN or infinite values in bf16")
+
+
 def _check_rejects(s: _Subject, check: str, x: torch.Tensor, why: str) -> None:
     """``net(x)`` must raise ValueError."""
     try:
@@ -177,7 +196,8 @@ def check_generator(target: Target, /, **options: Any) -> nn.Module:
 
     Checks, in order: ``size_multiple`` (a positive int attribute, equal to the registered metadata),
     forward on a batch of 2 (output shape, values in [-1, 1]), backward (a finite gradient on every
-    parameter), sizes off the multiple (ValueError), and a state-dict round trip through
+    parameter), forward and backward in bf16 channels-last (how bf16 training runs it), sizes off the multiple
+    (ValueError), and a state-dict round trip through
     :func:`~i2i_core.save_component` / :func:`~i2i_core.load_component` (identical outputs).
     """
     s = _subject("generator", target, options)
@@ -192,6 +212,7 @@ def check_generator(target: Target, /, **options: Any) -> nn.Module:
     low, high = y.min().item(), y.max().item()
     s.require(low >= -1 and high <= 1, "output range", f"values in [{low:.4g}, {high:.4g}], not in [-1, 1]")
     _check_backward(s, y)
+    _check_bf16_channels_last(s, x)
     _check_off_multiple(s, m, side)
     _check_round_trip(s, x[:1])
     return s.net
@@ -207,7 +228,7 @@ def check_discriminator(target: Target, /, **options: Any) -> nn.Module:
 
     Checks, in order: an optional ``size_multiple`` (a positive int attribute, 1 when absent), forward on
     batches of 2 at two sizes (finite floating logits, one row per image), backward (a finite gradient on
-    every parameter), 4-channel inputs and sizes off the multiple (ValueError), and a state-dict round trip
+    every parameter), forward and backward in bf16 channels-last, 4-channel inputs and sizes off the multiple (ValueError), and a state-dict round trip
     through :func:`~i2i_core.save_component` / :func:`~i2i_core.load_component` (identical outputs).
     """
     s = _subject("discriminator", target, options)
@@ -223,6 +244,7 @@ def check_discriminator(target: Target, /, **options: Any) -> nn.Module:
         )
         s.require(bool(torch.isfinite(logits).all()), "logits", "the logits have NaN or infinite values")
     _check_backward(s, logits)
+    _check_bf16_channels_last(s, x)
     _check_rejects(s, "input shape", torch.zeros(1, 4, sides[0], sides[0]), "4 channels, not 3")
     _check_off_multiple(s, m, sides[0])
     _check_round_trip(s, x[:1])

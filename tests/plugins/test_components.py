@@ -63,11 +63,29 @@ class _Lenient(nn.Module):
         return self.conv(x)
 
 
+class _ViewsPixels(nn.Module):
+    """A generator that flattens each image with .view(), which needs contiguous memory."""
+
+    size_multiple = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.view(x.shape[0], -1)
+        return torch.tanh(flat * self.scale).reshape(x.shape)
+
+
 def test_failures_name_the_component_and_the_check():
     with pytest.raises(AssertionError, match=r"generator _Unbounded fails the 'output range' check: values in"):
         check_generator(_Unbounded())
     with pytest.raises(AssertionError, match=r"discriminator _Lenient fails the 'size_multiple' check: .* accepted"):
         check_discriminator(_Lenient())
+    with pytest.raises(
+        AssertionError, match=r"fails the 'bf16 channels-last' check: raised RuntimeError .*\.reshape\(\)"
+    ):
+        check_generator(_ViewsPixels())
 
 
 def test_registered_component_failure_names_it():
