@@ -89,8 +89,9 @@ class ReflectionPad2d(nn.ReflectionPad2d):
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` (same options and state) that adds its bias as a separate operation: oneDNN's
-    gradient of a transposed convolution's fused bias costs as much as the rest of its backward pass.
+    """``nn.ConvTranspose2d`` (same options and state) that adds its bias as a separate operation when the bias
+    needs a gradient: oneDNN's gradient of a transposed convolution's fused bias costs as much as the rest of its
+    backward pass.
 
     Example:
         >>> up = ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
@@ -102,10 +103,18 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         output_padding = self._output_padding(
             x, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
         )
+        fused = self.bias is None or not (torch.is_grad_enabled() and self.bias.requires_grad)
         y = F.conv_transpose2d(
-            x, self.weight, None, self.stride, self.padding, output_padding, self.groups, self.dilation
+            x,
+            self.weight,
+            self.bias if fused else None,
+            self.stride,
+            self.padding,
+            output_padding,
+            self.groups,
+            self.dilation,
         )
-        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        return y if fused else y + self.bias.view(1, -1, 1, 1)
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i_core.layers import InstanceNorm2d, ReflectionPad2d, norm_layer, reflection_pad2d
+from i2i_core.layers import ConvTranspose2d, InstanceNorm2d, ReflectionPad2d, norm_layer, reflection_pad2d
 
 CL = torch.channels_last
 
@@ -64,3 +64,22 @@ def test_reflection_pad_module_matches_pytorch_module():
     torch.testing.assert_close(ours(x), theirs(x), atol=0, rtol=0)
     with pytest.raises(RuntimeError):
         ours(torch.zeros(1, 1, 2, 2, requires_grad=True))  # reflection needs padding < size, as in PyTorch
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_conv_transpose_equals_pytorch_with_and_without_gradients(grad):
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1)
+    theirs = nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 6, 5, 7)
+    with torch.set_grad_enabled(grad):
+        y, y_ref = ours(x), theirs(x)
+    torch.testing.assert_close(y, y_ref, atol=1e-6, rtol=1e-5)
+    assert y.shape == (2, 4, 10, 14)
+    if grad:
+        g = torch.randn_like(y)
+        y.backward(g)
+        y_ref.backward(g)
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-5)
