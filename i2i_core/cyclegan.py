@@ -85,8 +85,8 @@ class CycleGAN:
         self.trained: dict[str, nn.Module] = {name: c.module for name, c in self.copies.items()}
 
     def distribute(self) -> None:
-        """Wrap the four networks in ``DistributedDataParallel`` (the process group must exist): gradients are
-        averaged over the processes, and every process starts from rank 0's weights."""
+        """Wrap the four networks' compute copies in ``DistributedDataParallel`` (the process group must exist):
+        gradients are averaged over the processes, and every process starts from rank 0's master weights."""
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
