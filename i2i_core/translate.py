@@ -67,6 +67,9 @@ def _first_width(net: nn.Module) -> int:
 class Translator:
     """A generator ready to translate images of any size.
 
+    With ``precision="bf16"`` the images run through a bf16, channels-last copy of ``net`` (``compute``) made
+    when the translator is; ``net`` itself is left as it is.
+
     Example:
         >>> t = load_translator("runs/quickstart")  # doctest: +SKIP
         >>> t.translate("photo.jpg").save("anime.png")  # doctest: +SKIP
