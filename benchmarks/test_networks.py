@@ -7,7 +7,6 @@ import torch
 
 import i2i_core
 from i2i_core.compute_copy import ComputeCopy
-from i2i_core.precision import compute_dtype
 
 NETWORKS = [
     ("generator", "resnet9"),
@@ -22,8 +21,7 @@ NETWORKS = [
 def test_forward(benchmark, measure, side, kind, name, precision):
     size = 256 if name == "unet256" else side(256)  # unet256 takes 256x256 only
     net = i2i_core.create(kind, name).eval()
-    layout = torch.channels_last if precision == "bf16" else torch.contiguous_format
-    compute = ComputeCopy(net, compute_dtype(precision), layout)
+    compute = ComputeCopy.for_precision(net, precision)
     x = compute.prepare(torch.rand(1, 3, size, size) * 2 - 1)
     with torch.no_grad():
         measure(lambda: compute.module(x), rounds=5)

@@ -23,8 +23,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import I2IError
-from i2i_core.precision import DTYPES, compute_dtype, cpu_has_fast_bf16, resolve_device
+from i2i_core.precision import DTYPES, cpu_has_fast_bf16, resolve_device, resolve_precision
 from i2i_core.recipe import Recipe, load_recipe, recipe_from_dict
+from i2i_core.registry import create
+from i2i_core.training import build_trainer
 
 #: The convolution that dominates a CycleGAN step: ResNet-9's bottleneck, 3x3, 256 -> 256 channels at 64x64.
 PEAK_CONV = {"channels": 256, "side": 64, "kernel": 3}
@@ -88,8 +90,6 @@ def bench_recipe(path: str | Path | None, size: int, precision: str, device: str
 def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
     """Seconds per training step on random images (one warm-up step, then the mean of ``steps``), FLOPs per
     step, and this process's peak RSS."""
-    from i2i_core.training import build_trainer
-
     trainer = build_trainer(recipe)
     size, batch = recipe["data.crop_size"], recipe["train.batch_size"]
     a, b = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(2))
@@ -113,14 +113,10 @@ def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
 
 def generator_images_per_second(recipe: Recipe, seconds: float = 2.0) -> float:
     """Generator forward throughput at the recipe's crop size, batch 1, in eval mode."""
-    from i2i_core.precision import resolve_precision
-    from i2i_core.registry import create
-
     device = resolve_device(recipe["train.device"])
     precision = resolve_precision(recipe["train.precision"], device)
     net = create("generator", recipe["model.generator.name"], **recipe.component_options("model", "generator"))
-    layout = torch.channels_last if precision == "bf16" else torch.contiguous_format
-    compute = ComputeCopy(net.to(device).eval(), compute_dtype(precision), layout)
+    compute = ComputeCopy.for_precision(net.to(device).eval(), precision)
     size = recipe["data.crop_size"]
     x = compute.prepare(torch.rand(1, 3, size, size, device=device) * 2 - 1)
     with torch.no_grad():

@@ -13,6 +13,8 @@ import copy
 import torch
 from torch import nn
 
+from i2i_core.precision import compute_dtype
+
 
 def _keeps_fp32(module: nn.Module) -> bool:
     """Layers whose parameters and running statistics stay fp32 in a compute copy: batch-norm statistics
@@ -46,6 +48,15 @@ class ComputeCopy:
                 layer.float()
         self.pairs = list(zip(master.parameters(), self.module.parameters(), strict=True))
         self.buffer_pairs = list(zip(master.buffers(), self.module.buffers(), strict=True))
+
+    @classmethod
+    def for_precision(cls, master: nn.Module, precision: str, channels_last: bool | None = None) -> ComputeCopy:
+        """The copy a precision (``fp32``, ``bf16``, ``fp16``) runs ``master`` as: bf16 for ``bf16``, else fp32;
+        channels-last when ``channels_last`` says so, by default with bf16."""
+        if channels_last is None:
+            channels_last = precision == "bf16"
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        return cls(master, compute_dtype(precision), layout)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the copy's dtype and memory format."""

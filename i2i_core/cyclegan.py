@@ -15,7 +15,7 @@ from torch import nn
 
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.image_pool import ImagePool
-from i2i_core.precision import autocast, compute_dtype
+from i2i_core.precision import autocast
 
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
 
@@ -75,11 +75,8 @@ class CycleGAN:
         self.pool_A = ImagePool(pool_size, seed=seed * 2 + 1)  # fakes of domain A, for D_B
         self.pool_B = ImagePool(pool_size, seed=seed * 2 + 2)  # fakes of domain B, for D_A
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
-        if channels_last is None:
-            channels_last = precision == "bf16"
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.copies = {
-            name: ComputeCopy(net, compute_dtype(precision), memory_format) for name, net in self.networks.items()
+            name: ComputeCopy.for_precision(net, precision, channels_last) for name, net in self.networks.items()
         }
         # what the steps call where gradients flow: the compute copies, or their DistributedDataParallel wrappers
         self.trained: dict[str, nn.Module] = {name: c.module for name, c in self.copies.items()}

@@ -21,7 +21,7 @@ from i2i_core.checkpoint import atomic_write_bytes, load_component, read_metadat
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.images import IMAGE_EXTENSIONS, find_images, load_rgb, to_image, to_tensor
-from i2i_core.precision import autocast, compute_dtype, resolve_device, resolve_precision
+from i2i_core.precision import autocast, resolve_device, resolve_precision
 from i2i_core.tiling import translate_tensor
 from i2i_core.training_checkpoint import network_file
 
@@ -84,8 +84,7 @@ class Translator:
     compute: ComputeCopy = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        layout = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
-        self.compute = ComputeCopy(self.net, compute_dtype(self.precision), layout)
+        self.compute = ComputeCopy.for_precision(self.net, self.precision)
 
     def tile_for(self, height: int, width: int) -> int | None:
         """The tile side for an image: the explicit one; else none when a full pass fits the memory budget, or
