@@ -19,10 +19,14 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from i2i_core import __version__
-from i2i_core.errors import CheckpointError
-from i2i_core.registry import create
+from i2i_core.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i_core.recipe import check_option_types
+from i2i_core.registry import create, get_component
 
 COMPONENT_FORMAT = "i2i-component/1"
+#: Bounds on what a checkpoint's metadata may hold, checked before anything is built from it.
+MAX_NAME_CHARS = 200
+MAX_OPTIONS_CHARS = 1 << 16
 
 
 def _umask() -> int:
@@ -86,25 +90,104 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 def load_component(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the component saved at ``path`` and load its weights; returned in eval mode.
 
+    The metadata is checked first, and the network its options describe is built on the ``meta`` device (no
+    memory) and compared with the file's tensor shapes, so metadata that does not fit the weights (a crafted
+    ``ngf = 200000``) is refused before anything is allocated.
+
     Example:
         >>> net = load_component("G_A.safetensors")  # doctest: +SKIP
     """
-    metadata = read_metadata(path)
-    if metadata.get("format") != COMPONENT_FORMAT:
-        raise CheckpointError(
-            f"{path}: not an i2i component checkpoint (format {metadata.get('format')!r}). "
-            "A reference CycleGAN .pth file is converted with `i2i import-weights`."
-        )
-    options = json.loads(metadata.get("options", "{}"))
+    kind, name, options = _component_spec(path)
     if options.get("pretrained"):
         options["pretrained"] = False  # the checkpoint's weights replace them: do not fetch pretrained ones
-    module = create(metadata["kind"], metadata["name"], **options)
+    with torch.device("meta"):
+        skeleton = _build(path, kind, name, options)
+    load_state_dict_checked(skeleton, _meta_tensors(path), source=str(path))
+    module = _build(path, kind, name, options)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot read tensors (corrupt or truncated?): {exc}") from None
     load_state_dict_checked(module, state, source=str(path))
     return module.to(device).eval()
+
+
+def _component_spec(path: str | os.PathLike) -> tuple[str, str, dict[str, Any]]:
+    """The kind, name and options an i2i component checkpoint records, type-checked and size-bounded."""
+    metadata = read_metadata(path)
+    if metadata.get("format") != COMPONENT_FORMAT:
+        raise CheckpointError(
+            f"{path}: not an i2i component checkpoint (format {_shown(metadata.get('format'))}). "
+            "A reference CycleGAN .pth file is converted with `i2i import-weights`."
+        )
+    kind, name = metadata.get("kind"), metadata.get("name")
+    for key, value in (("kind", kind), ("name", name)):
+        if not value or len(value) > MAX_NAME_CHARS:
+            raise CheckpointError(f"{path}: metadata '{key}' must name a component, got {_shown(value)}")
+    options = _options_of(path, metadata.get("options", "{}"))
+    _check_option_types(path, kind, name, options)
+    return kind, name, options
+
+
+def _options_of(path: str | os.PathLike, text: str) -> dict[str, Any]:
+    """The ``options`` metadata: a JSON object of scalars and lists of scalars, at most MAX_OPTIONS_CHARS long."""
+    if len(text) > MAX_OPTIONS_CHARS:
+        raise CheckpointError(f"{path}: metadata 'options' is {len(text)} characters, more than {MAX_OPTIONS_CHARS}")
+    try:
+        options = json.loads(text)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: metadata 'options' is not JSON ({exc}): {_shown(text)}") from None
+    if not isinstance(options, dict):
+        raise CheckpointError(f"{path}: metadata 'options' must be a JSON object, got {_shown(text)}")
+    for key, value in options.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(v is None or isinstance(v, str | int | float) for v in values):
+            raise CheckpointError(
+                f"{path}: metadata option '{key}' must be a number, string, boolean or a list of them, got "
+                f"{_shown(json.dumps(value))}"
+            )
+    return options
+
+
+def _check_option_types(path: str | os.PathLike, kind: str, name: str, options: dict[str, Any]) -> None:
+    """Refuse options whose types differ from the defaults of the component's factory."""
+    try:
+        component = get_component(kind, name)
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(f"{path}: {exc}") from None
+    except I2IError as exc:  # an unknown kind
+        raise CheckpointError(f"{path}: {exc}") from None
+    try:
+        check_option_types(component, options, f"{path}: metadata option ")
+    except I2IError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def _shown(value: str | None, limit: int = 80) -> str:
+    """``value`` quoted for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _build(path: str | os.PathLike, kind: str, name: str, options: dict[str, Any]) -> nn.Module:
+    """``create(kind, name, **options)``, with errors naming the checkpoint; refuses what is not a network."""
+    try:
+        module = create(kind, name, **options)
+    except I2IError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    if not isinstance(module, nn.Module):
+        raise CheckpointError(f"{path}: {kind} '{name}' builds a {type(module).__name__}, not a network")
+    return module
+
+
+def _meta_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file as ``meta`` tensors of their shapes, read from its header (no memory)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read tensors (corrupt or truncated?): {exc}") from None
+    return {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
 
 
 def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:

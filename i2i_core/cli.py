@@ -32,10 +32,12 @@ class I2IGroup(click.Group):
 
     _plugin_commands_added = False
 
-    def _add_plugin_commands(self) -> None:
+    def _add_plugin_commands(self, ctx: click.Context) -> None:
         if self._plugin_commands_added:
             return
         self._plugin_commands_added = True
+        if not ctx.params.get("debug"):  # plugins load here, before the group's callback runs
+            warnings.showwarning = _show_warning
         host = get_plugin_host()
         for impl in host.pm.hook.register_commands.get_hookimpls():
             try:
@@ -44,11 +46,11 @@ class I2IGroup(click.Group):
                 warnings.warn(f"i2i plugin '{impl.plugin_name}': register_commands failed: {exc}", stacklevel=1)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._add_plugin_commands()
+        self._add_plugin_commands(ctx)
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        self._add_plugin_commands()
+        self._add_plugin_commands(ctx)
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -168,7 +170,10 @@ def run(
             raise click.exceptions.Exit(code)
         return
     if dry_run:
+        resolved.check_networks()
         click.echo(resolved.to_toml())
+        for note in resolved.notes:
+            click.echo(f"# {note}")
         click.echo(f"# run folder: {run_dir_of(resolved)}")
         for net, (kind, name, options) in network_specs(resolved).items():
             click.echo(f"# {net}: {kind} '{name}' {json.dumps(options)}")

@@ -1,8 +1,8 @@
 """Plugin discovery: every plugin, first-party or not, is an ``i2i`` entry point loaded by pluggy.
 
 ``I2I_PLUGINS`` is an allow-list of entry-point names (comma separated) for debugging; set to the empty
-string it loads no plugin at all. A plugin that fails to import or implements an unknown hook is reported
-with its name and error, and the other plugins still load.
+string it loads no plugin at all. A plugin that fails to import (even by calling ``sys.exit``) or implements an
+unknown hook is reported with its name and error, and the other plugins still load.
 """
 
 from __future__ import annotations
@@ -81,12 +81,26 @@ class PluginHost:
                     key=f"{info.name} ({info.distribution})",
                 )
                 continue
+            plugin = self._import(entry_point, info)
+            if plugin is not None:
+                self.register(plugin, info)
+
+    def _import(self, entry_point: metadata.EntryPoint, info: PluginInfo) -> object | None:
+        """Import a plugin's module, or ``None`` when that fails: even ``sys.exit()`` there is that plugin's error.
+        Warnings issued while importing it are issued again under its name."""
+        plugin, error = None, None
+        with warnings.catch_warnings(record=True) as caught:
             try:
                 plugin = entry_point.load()
-            except Exception as exc:  # a broken plugin must not take the others down
-                self._fail(info, f"failed to import {info.module}: {type(exc).__name__}: {exc}")
-                continue
-            self.register(plugin, info)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a broken plugin must not take the others (or the CLI) down
+                error = f"failed to import {info.module}: {type(exc).__name__}: {exc}"
+        for warning in caught:
+            warnings.warn(f"i2i plugin '{info.name}': {warning.message}", warning.category, stacklevel=3)
+        if error is not None:
+            self._fail(info, error)
+        return plugin
 
     def register(self, plugin: object, info: PluginInfo | str) -> PluginInfo:
         """Register a plugin object (a module or any object with hook implementations)."""

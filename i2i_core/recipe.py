@@ -7,6 +7,7 @@ Dotted keys (``train.lr``, ``model.generator.name``, ``loss.cycle.weight``...) a
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+import torch
 
 from i2i_core.assignments import parse_assignment
 from i2i_core.errors import I2IError, did_you_mean
-from i2i_core.registry import Component, get_component
+from i2i_core.registry import Component, create, get_component
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECAYS = ("linear", "none")
@@ -88,14 +90,21 @@ COMPONENT_TABLES = {
     ("loss", "identity"): ("loss", "name"),
 }
 
+#: Component tables naming networks: what :meth:`Recipe.check_networks` builds.
+NETWORK_TABLES = (("model", "generator"), ("model", "discriminator"))
+
 
 @dataclass
 class Recipe:
-    """A resolved, validated recipe. ``recipe["train.lr"]`` reads a dotted key."""
+    """A resolved, validated recipe. ``recipe["train.lr"]`` reads a dotted key.
+
+    ``notes`` says what resolving did that the files do not show (options dropped by a ``--set`` name change).
+    """
 
     values: dict[str, Any]
     path: Path | None = None
     overrides: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, dotted: str) -> Any:
         node: Any = self.values
@@ -111,6 +120,25 @@ class Recipe:
         """The options of the component named in ``table``: its table minus i2i's own keys (name, weight...)."""
         own = OWN_KEYS & set(_fixed_keys(table))
         return {k: v for k, v in self[".".join(table)].items() if k not in own}
+
+    def create(self, *table: str) -> Any:
+        """Build the component named in ``table`` (``"model", "generator"``) with its options.
+
+        A failure names the recipe and the table: ``r.toml: model.generator: generator 'resnet6' with options ...``.
+        """
+        kind, name_key = COMPONENT_TABLES[table]
+        dotted = ".".join(table)
+        try:
+            return create(kind, self[f"{dotted}.{name_key}"], **self.component_options(*table))
+        except I2IError as exc:
+            raise I2IError(f"{self.path or self.name}: {dotted}: {exc}") from exc
+
+    def check_networks(self) -> None:
+        """Build the generator and discriminator on the ``meta`` device (no memory, no weights): an option they
+        cannot take fails now, naming its table, as it would when a run builds them."""
+        with torch.device("meta"):
+            for table in NETWORK_TABLES:
+                self.create(*table)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.values)
@@ -168,6 +196,36 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(_read_toml(path.parent / parent, (*chain, path)), values)
 
 
+def _table_of(values: dict[str, Any], table: tuple[str, ...]) -> dict[str, Any] | None:
+    """The table at ``table`` in ``values``, or ``None`` when it is absent or not a table."""
+    node: Any = values
+    for part in table:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def _drop_renamed_options(values: dict[str, Any], pairs: list[tuple[str, Any]]) -> list[str]:
+    """Drop the options of each component that ``pairs`` (``--set``) renames, as ``extends`` does, except
+    options ``pairs`` set too. Returns one note per table whose options were dropped."""
+    notes = []
+    for table, (_, name_key) in COMPONENT_TABLES.items():
+        dotted = ".".join(table)
+        names = [value for key, value in pairs if key == f"{dotted}.{name_key}"]
+        node = _table_of(values, table)
+        if not names or node is None:
+            continue
+        old, new = node.get(name_key, _fixed_keys(table)[name_key]), names[-1]
+        if new == old:
+            continue
+        set_too = {key.removeprefix(f"{dotted}.").split(".")[0] for key, _ in pairs if key.startswith(f"{dotted}.")}
+        own = OWN_KEYS & set(_fixed_keys(table))
+        dropped = {key: node.pop(key) for key in list(node) if key not in own and key not in set_too}
+        if dropped:
+            listed = ", ".join(f"{key}={json.dumps(value)}" for key, value in dropped.items())
+            notes.append(f"{dotted}: {name_key} changed from {old} to {new} by --set; dropped its options {listed}")
+    return notes
+
+
 def _set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = values
@@ -200,13 +258,14 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str,
     else:
         texts = list(overrides or [])
         pairs = [parse_assignment(t) for t in texts]
+    notes = _drop_renamed_options(user, pairs)
     for key, value in pairs:
         _set_dotted(user, key, value)
     values = _with_defaults(user)
     if not values["name"]:
         values["name"] = path.stem
     validate(values, source=str(path))
-    return Recipe(values=values, path=path, overrides=texts)
+    return Recipe(values=values, path=path, overrides=texts, notes=notes)
 
 
 def recipe_from_dict(values: Mapping[str, Any], name: str = "recipe") -> Recipe:
@@ -233,7 +292,7 @@ def _type_name(example: Any) -> str:
         return "a number"
     if isinstance(example, str):
         return "a string"
-    if isinstance(example, list):
+    if isinstance(example, list | tuple):
         return "a list"
     return type(example).__name__
 
@@ -247,6 +306,8 @@ def _check_type(key: str, value: Any, example: Any) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(example, float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(example, list | tuple):
+        ok = isinstance(value, list | tuple)  # TOML and JSON arrays are lists
     else:
         ok = isinstance(value, type(example))
     if not ok:
@@ -278,16 +339,14 @@ def validate(values: dict[str, Any], source: str) -> None:
         fixed = _fixed_keys(table)
         options = component.options()
         dotted = ".".join(table)
-        for key, value in node.items():
-            if key in fixed:
-                continue
-            if key not in options:
+        for key in node:
+            if key not in fixed and key not in options:
                 known = sorted(set(fixed) | set(options))
                 raise I2IError(
                     f"{source}: unknown key '{dotted}.{key}' for {kind} '{component.name}'."
                     f"{did_you_mean(key, known)} Valid keys: {', '.join(known)}."
                 )
-            _check_type(f"{source}: {dotted}.{key}", value, options[key])
+        check_option_types(component, {k: v for k, v in node.items() if k not in fixed}, f"{source}: {dotted}.")
         if table[0] == "loss":
             role = component.metadata.get("role")
             wanted = "gan" if table[1] == "gan" else "reconstruction"
@@ -296,6 +355,14 @@ def validate(values: dict[str, Any], source: str) -> None:
                     f"{source}: {dotted}.name: loss '{component.name}' is a {role} loss, not a {wanted} loss"
                 )
     _check_values(values, source)
+
+
+def check_option_types(component: Component, options: Mapping[str, Any], prefix: str) -> None:
+    """Refuse an option whose value's type differs from its default's; ``prefix`` starts the key in messages."""
+    defaults = component.options()
+    for key, value in options.items():
+        if key in defaults:
+            _check_type(f"{prefix}{key}", value, defaults[key])
 
 
 def _check_keys(values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: tuple[str, ...], source: str) -> None:
@@ -324,6 +391,13 @@ def _check_values(values: dict[str, Any], source: str) -> None:
     def fail(key: str, message: str) -> None:
         raise I2IError(f"{source}: {key} {message}")
 
+    name = values["name"]
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        fail(
+            "name",
+            f"must be a plain folder name (no '/' or '\\', not '.' or '..'), got {name!r}: the run folder is "
+            "runs/<name>; set output.dir to put it anywhere else",
+        )
     for key in ("epochs", "decay_epochs", "steps", "pool_size", "d_pretrain_steps", "num_workers", "seed"):
         if train[key] < 0:
             fail(f"train.{key}", f"must be >= 0, got {train[key]}")

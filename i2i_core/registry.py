@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import json
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from torch import nn
 
 from i2i_core.errors import I2IError, PluginError, UnknownComponentError, did_you_mean
 from i2i_core.plugins import PluginHost, get_plugin_host
@@ -20,6 +23,9 @@ HOOKS: dict[str, str] = {
     "reporter": "register_reporters",
 }
 KINDS = tuple(HOOKS)
+
+#: What a factory raises for option values it cannot build (torch raises RuntimeError for impossible sizes).
+BUILD_ERRORS = (TypeError, ValueError, RuntimeError, AssertionError)
 
 
 @dataclass(frozen=True)
@@ -176,9 +182,35 @@ def get_component(kind: str, name: str) -> Component:
 def create(kind: str, name: str, **options: Any) -> Any:
     """Build the component ``name`` of ``kind`` with recipe ``options``.
 
+    An option value the factory cannot build (it raises TypeError, ValueError, RuntimeError or AssertionError),
+    or a network with empty parameters (a size option of 0), is an :class:`I2IError` naming the component and
+    its options.
+
     Example:
         >>> net = create("generator", "resnet6", ngf=8)
         >>> net.size_multiple
         4
     """
-    return get_component(kind, name).create(**options)
+    component = get_component(kind, name)
+    try:
+        built = component.create(**options)
+    except BUILD_ERRORS as exc:
+        raise I2IError(f"{describe(component, options)}: {exc}") from exc
+    if isinstance(built, nn.Module):
+        _check_not_empty(built, component, options)
+    return built
+
+
+def describe(component: Component, options: Mapping[str, Any]) -> str:
+    """``generator 'resnet9' with options {"ngf": 32}``: what an error about building it names."""
+    return f"{component.kind} '{component.name}' with options {json.dumps(dict(options), default=repr)}"
+
+
+def _check_not_empty(module: nn.Module, component: Component, options: Mapping[str, Any]) -> None:
+    """Refuse a network with a parameter of no elements: it cannot learn, and fails on its first input."""
+    for key, param in module.named_parameters():
+        if param.numel() == 0:
+            raise I2IError(
+                f"{describe(component, options)}: parameter {key} has no elements (shape {tuple(param.shape)}); "
+                "a size option is 0 or too small"
+            )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,3 +136,39 @@ def test_plugins_flag_table_shows_hooks_and_errors(runner, i2i_plugin):
 def test_plugins_flag_refuses_kind(runner):
     result = runner.invoke(cli, ["plugins", "--plugins", "--kind", "loss"])
     assert result.exit_code == 2 and "cannot be combined with --plugins" in result.output
+
+
+QUICKSTART = str(Path(__file__).parents[1] / "recipes" / "quickstart.toml")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "model.generator.padding=bogus",
+            r"quickstart\.toml: model\.generator: generator 'resnet6' with options \{\"ngf\": 32, \"padding\": \"bogus\"\}: "
+            r"unknown padding 'bogus'; choose one of reflect, replicate, zero",
+        ),
+        (
+            "model.generator.ngf=0",
+            r"model\.generator: generator 'resnet6' .*parameter model\.1\.weight has no elements",
+        ),
+        ("model.discriminator.ndf=-2", r"model\.discriminator: discriminator 'patchgan' .*negative dimension"),
+        ("name=../../x", r"quickstart\.toml: name must be a plain folder name"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_dry_run_reports_bad_options_in_one_line(runner, override, message):
+    result = runner.invoke(cli, ["run", QUICKSTART, "--set", override, "--dry-run"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if not line.startswith("Warning:")]
+    assert len(errors) == 1 and re.fullmatch(r"Error: .*" + message + ".*", errors[0]), result.output
+
+
+def test_dry_run_says_which_options_a_name_change_dropped(runner):
+    result = runner.invoke(cli, ["run", QUICKSTART, "--set", "model.generator.name=unet128", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "# model.generator: name changed from resnet6 to unet128 by --set; dropped its options ngf=32\n" in (
+        result.output
+    )
+    assert "# G_A: generator 'unet128' {}" in result.output

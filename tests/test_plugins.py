@@ -161,3 +161,46 @@ def test_allow_list_loads_only_named_plugins(monkeypatch):
 def test_allow_list_in_cli():
     result = run_cli("plugins", "--json", env_extra={"I2I_PLUGINS": "losses"})
     assert {row["kind"] for row in json.loads(result.stdout)} == {"loss"}
+
+
+EXITING_PLUGIN = """
+import sys
+import warnings
+
+warnings.warn("libfoo is old")
+sys.exit(7)
+"""
+
+
+def test_plugin_calling_sys_exit_on_import_is_reported_and_others_load(site):
+    make_distribution(site, "i2i-exits", "thirdparty_exits", EXITING_PLUGIN)
+    with pytest.warns(Warning) as caught:
+        host = PluginHost()
+    assert host.errors["i2i-exits"] == "failed to import thirdparty_exits: SystemExit: 7"
+    assert "resnet" in host.plugins and host.plugins["resnet"].error is None
+    assert [str(w.message) for w in caught if "i2i-exits" in str(w.message)] == [
+        "i2i plugin 'i2i-exits': libfoo is old",
+        "i2i plugin 'i2i-exits': failed to import thirdparty_exits: SystemExit: 7",
+    ]
+
+
+def test_cli_survives_a_plugin_calling_sys_exit_and_prints_its_warnings_as_messages(site):
+    make_distribution(site, "i2i-exits", "thirdparty_exits", EXITING_PLUGIN)
+    result = run_cli("plugins", pythonpath=site)
+    assert result.returncode == 0, result.stderr
+    assert "resnet9" in result.stdout
+    lines = result.stderr.splitlines()
+    assert lines[-3:] == [
+        "Warning: i2i plugin 'i2i-exits': libfoo is old",
+        "Warning: i2i plugin 'i2i-exits': failed to import thirdparty_exits: SystemExit: 7",
+        "Plugin 'i2i-exits' failed to load: failed to import thirdparty_exits: SystemExit: 7",
+    ]
+    assert "UserWarning" not in result.stderr and "RuntimeWarning" not in result.stderr  # not Python's raw format
+    debug = run_cli("--debug", "plugins", "--kind", "loss", pythonpath=site)
+    assert debug.returncode == 0 and "RuntimeWarning: i2i plugin 'i2i-exits'" in debug.stderr  # Python's own format
+
+
+def test_ctrl_c_while_a_plugin_imports_still_interrupts(site):
+    make_distribution(site, "i2i-interrupted", "thirdparty_interrupted", "raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        PluginHost()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
-from i2i_core import I2IError, load_recipe
+from i2i_core import I2IError, hookimpl, load_recipe
+from i2i_core.recipe import recipe_from_dict
 
 ROOT = Path(__file__).parents[1]
 RECIPES = ROOT / "recipes"
@@ -121,3 +123,62 @@ def test_resolved_recipe_round_trips_through_toml(tmp_path):
     r = load_recipe(RECIPES / "quickstart.toml", ["train.steps=3"])
     again = load_recipe(write(tmp_path, r.to_toml(), "resolved.toml"))
     assert again.values == r.values
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/x", "a/b", "a\\b", "..", "."])
+def test_name_must_be_a_plain_folder_name(tmp_path, name):
+    message = r"name must be a plain folder name \(no '/' or '\\', not '\.' or '\.\.'\).*set output\.dir"
+    with pytest.raises(I2IError, match=message):
+        load_recipe(RECIPES / "quickstart.toml", {"name": name})
+    with pytest.raises(I2IError, match=rf"r\.toml: {message}"):
+        load_recipe(write(tmp_path, f"name = {name!r}\n"))
+    with pytest.raises(I2IError, match=message):
+        recipe_from_dict({"name": name})
+
+
+def test_name_with_dots_and_output_dir_anywhere_are_fine(tmp_path):
+    r = load_recipe(RECIPES / "quickstart.toml", {"name": "v1.2..final", "output.dir": str(tmp_path / "a" / "b")})
+    assert r.name == "v1.2..final" and r["output.dir"] == str(tmp_path / "a" / "b")
+
+
+def test_set_name_drops_the_old_components_options():
+    r = load_recipe(RECIPES / "quickstart.toml", ["model.generator.name=unet128"])
+    assert r["model.generator.name"] == "unet128" and r.component_options("model", "generator") == {}
+    assert r.notes == ["model.generator: name changed from resnet6 to unet128 by --set; dropped its options ngf=32"]
+    same = load_recipe(RECIPES / "quickstart.toml", ["model.generator.name=resnet6"])
+    assert same.component_options("model", "generator") == {"ngf": 32} and same.notes == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.generator.name=unet128", "model.generator.ngf=16"],
+        ["model.generator.ngf=16", "model.generator.name=unet128"],
+    ],
+)
+def test_options_set_with_the_new_name_are_kept(overrides):
+    r = load_recipe(RECIPES / "quickstart.toml", overrides)
+    assert r.component_options("model", "generator") == {"ngf": 16} and r.notes == []
+
+
+def test_set_name_to_a_component_without_the_old_options(i2i_plugin):
+    class Plain:
+        @hookimpl
+        def register_generators(self, register):
+            register("plain", lambda scale=1.0: torch.nn.Identity())
+
+    i2i_plugin(Plain(), "plain-plugin")
+    r = load_recipe(RECIPES / "quickstart.toml", {"model.generator.name": "plain", "model.discriminator.name": "pixel"})
+    assert r.component_options("model", "generator") == {} and r.component_options("model", "discriminator") == {}
+    assert r.notes[1] == "model.discriminator: name changed from patchgan to pixel by --set; dropped its options ndf=64"
+
+
+def test_check_networks_names_the_table_of_a_bad_option():
+    r = load_recipe(RECIPES / "quickstart.toml", ["model.generator.padding='bogus'"])
+    message = (
+        r"quickstart\.toml: model\.generator: generator 'resnet6' with options \{\"ngf\": 32, \"padding\": \"bogus\"\}: "
+        r"unknown padding 'bogus'"
+    )
+    with pytest.raises(I2IError, match=message):
+        r.check_networks()
+    load_recipe(RECIPES / "photo2anime-unet.toml").check_networks()  # on the meta device: no memory, no time

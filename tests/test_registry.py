@@ -119,3 +119,39 @@ def test_register_rejects_non_callable(i2i_plugin):
     with pytest.warns(RuntimeWarning, match="needs a non-empty name and a callable"):
         i2i_plugin(Bad(), "bad-register")
         i2i_core.list_components()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"padding": "bogus"}, r"generator 'resnet6' with options \{\"padding\": \"bogus\"\}: unknown padding 'bogus'"),
+        ({"ngf": -1}, r"generator 'resnet6' with options \{\"ngf\": -1\}: Trying to create tensor with negative"),
+        ({"ngf": "wide"}, r"generator 'resnet6' with options \{\"ngf\": \"wide\"\}: "),
+    ],
+)
+def test_option_values_the_factory_refuses_name_the_component(options, message):
+    with pytest.raises(I2IError, match=message):
+        i2i_core.create("generator", "resnet6", **options)
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_network_with_empty_parameters_is_refused():
+    with pytest.raises(
+        I2IError, match=r"\{\"ngf\": 0\}: parameter model\.1\.weight has no elements \(shape \(0, 3, 7, 7\)\)"
+    ):
+        i2i_core.create("generator", "resnet6", ngf=0)
+
+
+@pytest.mark.parametrize("error", [TypeError, ValueError, RuntimeError, AssertionError])
+def test_factory_errors_become_one_clear_error(i2i_plugin, error):
+    class Picky:
+        @hookimpl
+        def register_losses(self, register):
+            def picky(level: int = 1):
+                raise error(f"level {level} is not supported")
+
+            register("picky", picky)
+
+    i2i_plugin(Picky(), "picky-plugin")
+    with pytest.raises(I2IError, match=r"^loss 'picky' with options \{\"level\": 3\}: level 3 is not supported$"):
+        i2i_core.create("loss", "picky", level=3)
