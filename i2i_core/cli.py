@@ -182,16 +182,17 @@ def run(
         click.echo(f"# data: {resolved['data.dataset']} '{resolved['data.root']}'")
         return
     result = train(resolved, restart=restart, show_progress=progress)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return  # under torchrun, rank 0 reports
-    how = "Stopped by a signal" if result.interrupted else "Finished"
-    click.echo(
-        f"{how} at step {result.steps} after {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s).\n"
-        f"  run folder: {result.run_dir}\n  samples:    {result.run_dir / 'samples'}\n"
-        f"  checkpoint: {result.checkpoint}"
-    )
-    if result.interrupted:
-        click.echo("Run the same command again to resume from this checkpoint.")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
+        how = "Stopped by a signal" if result.interrupted else "Finished"
+        click.echo(
+            f"{how} at step {result.steps} after {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s).\n"
+            f"  run folder: {result.run_dir}\n  samples:    {result.run_dir / 'samples'}\n"
+            f"  checkpoint: {result.checkpoint}"
+        )
+        if result.interrupted:
+            click.echo("Run the same command again to resume from this checkpoint.")
+    if result.stop_signal is not None:  # not finished: exit as a shell reports a signal (130 SIGINT, 143 SIGTERM)
+        raise click.exceptions.Exit(128 + result.stop_signal)
 
 
 def _parse_bytes(text: str | None) -> int | None:
@@ -230,6 +231,7 @@ def _parse_bytes(text: str | None) -> int | None:
     show_default=True,
     help="Images of the same size translated together.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace output files that exist already (never an input).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")
 def translate(
     inputs: tuple[str, ...],
@@ -244,25 +246,31 @@ def translate(
     precision: str,
     device: str,
     batch_size: int,
+    overwrite: bool,
     progress: bool | None,
 ) -> None:
-    """Translate INPUTS (files, folders, globs) at full resolution into OUT_DIR, keeping their names."""
+    """Translate INPUTS (files, folders, globs) at full resolution into OUT_DIR, keeping their names (and their
+    sub-paths in folders); refuse to replace inputs, or existing outputs without --overwrite."""
     from tqdm.auto import tqdm
 
-    files = expand_inputs(inputs)
+    from i2i_core.translate import plan_outputs
+
+    found = expand_inputs(inputs)
+    plan_outputs(found, out_dir, fmt, overwrite=overwrite)  # refuses a plan that would lose data, before any work
     translator = load_translator(
         checkpoint, direction, resolve_device(device), precision, tile, overlap, _parse_bytes(max_memory)
     )
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     failed = []
     show = sys.stderr.isatty() if progress is None else progress
-    with tqdm(total=len(files), unit="image", disable=not show) as bar:
-        for _, out, error in translator.translate_files(files, Path(out_dir), fmt, quality, batch_size):
+    outputs = translator.translate_files(found, Path(out_dir), fmt, quality, batch_size, overwrite=overwrite)
+    with tqdm(total=len(found.files), unit="image", disable=not show) as bar:
+        for _, out, error in outputs:
             bar.update(1)
             if out is None:
                 failed.append(error)
                 click.echo(f"Skipped: {error}", err=True)
-    click.echo(f"Translated {len(files) - len(failed)} of {len(files)} image(s) into {out_dir}")
+    click.echo(f"Translated {len(found.files) - len(failed)} of {len(found.files)} image(s) into {out_dir}")
     if failed:
         raise click.exceptions.Exit(1)
 

@@ -20,7 +20,7 @@ from torch import nn
 from i2i_core.checkpoint import atomic_write_bytes, load_component, read_metadata
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import CheckpointError, I2IError
-from i2i_core.images import IMAGE_EXTENSIONS, find_images, load_rgb, to_image, to_tensor
+from i2i_core.images import IMAGE_EXTENSIONS, BadImageError, find_images, load_rgb, to_image, to_tensor
 from i2i_core.precision import autocast, resolve_device, resolve_precision
 from i2i_core.tiling import translate_tensor
 from i2i_core.training_checkpoint import network_file
@@ -28,6 +28,8 @@ from i2i_core.training_checkpoint import network_file
 DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MIN_SIDE = 16
+#: How many files a refusal lists before it says how many more there are.
+LISTED = 3
 #: Peak working memory of a generator pass, in bytes per pixel per filter of its first layer: measured 15 for
 #: ResNet-9 in fp32 (11 in bf16) and 6 for U-Net-256 at 1024x1024 on CPU; used to decide when and how to tile.
 BYTES_PER_PIXEL_PER_FILTER = 16
@@ -91,11 +93,24 @@ class Translator:
         the largest tile (at most 512, at least 128) whose pass fits it."""
         if self.tile:
             return self.tile
-        budget = self.max_memory or default_max_memory()
-        per_pixel = _first_width(self.net) * BYTES_PER_PIXEL_PER_FILTER
-        if height * width * per_pixel <= budget:
+        budget = self._budget()
+        if self._pass_bytes(height, width) <= budget:
             return None
-        return max(128, min(512, int((budget / per_pixel) ** 0.5)))
+        return max(128, min(512, int((budget / self._pass_bytes(1, 1)) ** 0.5)))
+
+    def batch_limit(self, height: int, width: int, batch_size: int) -> int:
+        """How many images of this size one generator pass may take: at most ``batch_size``, and no more than
+        the memory budget holds (1 when one image only just fits, or is tiled, or is too small)."""
+        if self.tile_for(height, width) is not None or min(height, width) < MIN_SIDE:
+            return 1
+        return max(1, min(batch_size, self._budget() // self._pass_bytes(height, width)))
+
+    def _budget(self) -> int:
+        return self.max_memory or default_max_memory()
+
+    def _pass_bytes(self, height: int, width: int) -> int:
+        """Peak working memory of a full pass over one image (see ``BYTES_PER_PIXEL_PER_FILTER``)."""
+        return height * width * _first_width(self.net) * BYTES_PER_PIXEL_PER_FILTER
 
     def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(3, H, W) or (N, 3, H, W) in [-1, 1] -> the same shape in [-1, 1] (batches of N > 1 are not tiled)."""
@@ -126,18 +141,20 @@ class Translator:
 
     def translate_many(
         self,
-        inputs: Iterable[str | os.PathLike],
+        inputs: ImageInputs | Iterable[str | os.PathLike],
         out_dir: str | os.PathLike,
         fmt: str | None = None,
         quality: int = 95,
         batch_size: int = 8,
+        *,
+        overwrite: bool = False,
     ) -> tuple[list[Path], list[tuple[Path, str]]]:
-        """Translate image files into ``out_dir`` (same names; ``fmt`` changes the extension).
+        """Translate image files into ``out_dir`` (see :meth:`translate_files`).
 
         Returns (written files, [(failed input, reason)]): a bad file is reported and skipped.
         """
         written, failed = [], []
-        for path, out, error in self.translate_files(inputs, out_dir, fmt, quality, batch_size):
+        for path, out, error in self.translate_files(inputs, out_dir, fmt, quality, batch_size, overwrite=overwrite):
             if out is not None:
                 written.append(out)
             else:
@@ -146,60 +163,72 @@ class Translator:
 
     def translate_files(
         self,
-        inputs: Iterable[str | os.PathLike],
+        inputs: ImageInputs | Iterable[str | os.PathLike],
         out_dir: str | os.PathLike,
         fmt: str | None = None,
         quality: int = 95,
         batch_size: int = 8,
+        *,
+        overwrite: bool = False,
     ) -> Iterator[tuple[Path, Path | None, str | None]]:
         """Translate files one by one, yielding (input, output or None, error or None) as each is done.
 
-        Consecutive images of the same size that need no tiling run through the generator together, up to
-        ``batch_size`` at a time (instance norm is per image, so the result is the same as one at a time).
+        The outputs are those of :func:`plan_outputs`, which refuses a plan that would lose data before any
+        image is translated. Consecutive images of the same size that need no tiling run through the generator
+        together, up to ``batch_size`` at a time and as many as the memory budget holds (instance norm is per
+        image, so the result is the same as one at a time).
         """
-        out_dir = Path(out_dir)
+        plan = plan_outputs(inputs, out_dir, fmt, overwrite=overwrite)
         pending: list[tuple[Path, torch.Tensor]] = []
 
         def flush() -> Iterator[tuple[Path, Path | None, str | None]]:
             if pending:
                 outputs = self.translate_tensor(torch.stack([x for _, x in pending]))
                 for (path, _), y in zip(pending, outputs, strict=True):
-                    yield path, self._save(to_image(y), path, out_dir, fmt, quality), None
+                    yield path, self._save(to_image(y), plan[path], quality), None
                 pending.clear()
 
-        for path in map(Path, inputs):
+        for path, out in plan.items():
             try:
                 x = to_tensor(load_rgb(path))
             except I2IError as exc:
-                yield path, None, str(exc)
+                yield path, None, _failure(path, exc)
                 continue
-            same = not pending or pending[0][1].shape == x.shape
-            if not same or len(pending) == batch_size:
+            limit = self.batch_limit(*x.shape[-2:], batch_size)
+            if pending and (pending[0][1].shape != x.shape or len(pending) >= limit):
                 yield from flush()
-            if self.tile_for(*x.shape[-2:]) is None and min(x.shape[-2:]) >= MIN_SIDE and batch_size > 1:
+            if limit > 1:
                 pending.append((path, x))
                 continue
             try:
-                yield path, self._save(to_image(self.translate_tensor(x)), path, out_dir, fmt, quality), None
+                yield path, self._save(to_image(self.translate_tensor(x)), out, quality), None
             except I2IError as exc:
-                yield path, None, str(exc)
+                yield path, None, _failure(path, exc)
         yield from flush()
 
-    def translate_file(self, path: Path, out_dir: Path, fmt: str | None = None, quality: int = 95) -> Path:
-        """Translate one file into ``out_dir``; the output is written atomically."""
-        return self._save(self.translate(path), Path(path), Path(out_dir), fmt, quality)
+    def translate_file(
+        self, path: Path, out_dir: Path, fmt: str | None = None, quality: int = 95, *, overwrite: bool = False
+    ) -> Path:
+        """Translate one file into ``out_dir`` (see :func:`plan_outputs`); the output is written atomically."""
+        out = plan_outputs([path], out_dir, fmt, overwrite=overwrite)[Path(path)]
+        return self._save(self.translate(path), out, quality)
 
     @staticmethod
-    def _save(image: Image.Image, path: Path, out_dir: Path, fmt: str | None, quality: int) -> Path:
-        suffix = (fmt or path.suffix.lstrip(".")).lower()
-        if suffix not in FORMATS:
-            suffix = "png"
-        out = out_dir / f"{path.stem}.{suffix}"
+    def _save(image: Image.Image, out: Path, quality: int) -> Path:
+        """Encode ``image`` in the format of ``out``'s suffix and write it atomically."""
+        fmt = FORMATS[out.suffix.lstrip(".")]
         buffer = io.BytesIO()
-        options = {"quality": quality} if FORMATS[suffix] in ("JPEG", "WEBP") else {}
-        image.save(buffer, format=FORMATS[suffix], **options)
-        atomic_write_bytes(out, buffer.getvalue())
+        image.save(buffer, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+        try:
+            atomic_write_bytes(out, buffer.getvalue())
+        except OSError as exc:
+            raise I2IError(f"{out}: cannot write the output ({exc.strerror or exc})") from exc
         return out
+
+
+def _failure(path: Path, exc: I2IError) -> str:
+    """Why ``path`` was skipped, in one line that names it."""
+    return str(exc) if isinstance(exc, BadImageError) else f"{path}: {exc}"
 
 
 def load_translator(
@@ -217,20 +246,120 @@ def load_translator(
     return Translator(net, device, resolve_precision(precision, device), tile, overlap, max_memory)
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files, folders (recursive) and glob patterns -> image files, in order, without duplicates."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class ImageInputs:
+    """Image files to translate, each with its output's path relative to the output folder (its sub-path in the
+    folder it was found in, else its name; the input's suffix), and the folders searched for them."""
+
+    files: dict[Path, Path]
+    folders: tuple[Path, ...] = ()
+
+    @classmethod
+    def of(cls, inputs: ImageInputs | Iterable[str | os.PathLike]) -> ImageInputs:
+        """``inputs`` as is, or image files given directly (each output named after its input)."""
+        if isinstance(inputs, ImageInputs):
+            return inputs
+        return cls({path: Path(path.name) for path in map(Path, inputs)})
+
+
+def expand_inputs(inputs: Iterable[str]) -> ImageInputs:
+    """Files, folders (recursive) and glob patterns -> image files, in order, without duplicates.
+
+    An image found in a folder keeps its sub-path in it; files and glob matches keep their names.
+    """
+    files: dict[Path, Path] = {}
+    folders: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += find_images(path)
-        elif path.exists():
-            found.append(path)
+            folders.append(path)
+            for found in find_images(path):
+                files.setdefault(found, found.relative_to(path))
+            continue
+        if path.exists():
+            matches = [path]
         else:
             matches = sorted(
                 Path(p) for p in glob.glob(item, recursive=True) if Path(p).suffix.lower() in IMAGE_EXTENSIONS
             )
             if not matches:
                 raise I2IError(f"no such file, folder or matching images: {item}")
-            found += matches
-    return list(dict.fromkeys(found))
+        for found in matches:
+            files.setdefault(found, Path(found.name))
+    return ImageInputs(files, tuple(folders))
+
+
+def output_name(relative: Path, fmt: str | None = None) -> Path:
+    """``relative`` with the suffix of ``fmt`` (default: its own; PNG for formats i2i does not write)."""
+    suffix = (fmt or relative.suffix.lstrip(".")).lower()
+    return relative.with_suffix(f".{suffix if suffix in FORMATS else 'png'}")
+
+
+def plan_outputs(
+    inputs: ImageInputs | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    overwrite: bool = False,
+) -> dict[Path, Path]:
+    """Map each input file to the file it is translated into, in ``out_dir``; refuse, before any work, a plan
+    that would lose data.
+
+    Raises:
+        I2IError: ``out_dir`` is a folder searched for inputs or inside one; two inputs would be written to the
+            same file; an output would replace an input (even with ``overwrite``); or outputs exist already and
+            ``overwrite`` is false.
+    """
+    inputs, out_dir = ImageInputs.of(inputs), Path(out_dir)
+    _check_out_dir(out_dir, inputs.folders)
+    plan = {path: out_dir / output_name(relative, fmt) for path, relative in inputs.files.items()}
+    _check_collisions(plan)
+    _check_existing(plan, overwrite)
+    return plan
+
+
+def _check_out_dir(out_dir: Path, folders: Iterable[Path]) -> None:
+    """Refuse an output folder that is an input folder or inside one."""
+    out = out_dir.resolve()
+    for folder in folders:
+        searched = folder.resolve()
+        if out == searched or searched in out.parents:
+            where = "is" if out == searched else "is inside"
+            raise I2IError(
+                f"output folder {out_dir} {where} the input folder {folder}: choose an -o outside the inputs"
+            )
+
+
+def _check_collisions(plan: dict[Path, Path]) -> None:
+    """Refuse two inputs that would be written to the same output file."""
+    by_output: dict[Path, list[Path]] = {}
+    for path, out in plan.items():
+        by_output.setdefault(out, []).append(path)
+    clashes = [(out, paths) for out, paths in by_output.items() if len(paths) > 1]
+    if clashes:
+        listed = "; ".join(f"{' and '.join(map(str, paths))} -> {out}" for out, paths in clashes[:LISTED])
+        more = f" (and {len(clashes) - LISTED} more)" if len(clashes) > LISTED else ""
+        raise I2IError(
+            f"inputs would be translated into the same file: {listed}{more}; rename them or translate them apart"
+        )
+
+
+def _check_existing(plan: dict[Path, Path], overwrite: bool) -> None:
+    """Refuse outputs that are inputs, and (unless ``overwrite``) outputs that exist already."""
+    inputs = {_file_id(path): path for path in plan if path.exists()}
+    existing = [out for out in plan.values() if out.exists()]
+    for out in existing:
+        if _file_id(out) in inputs:
+            raise I2IError(f"output {out} would replace the input {inputs[_file_id(out)]}: choose another -o")
+    if existing and not overwrite:
+        listed = ", ".join(map(str, existing[:LISTED])) + (", ..." if len(existing) > LISTED else "")
+        raise I2IError(
+            f"{len(existing)} output file(s) exist already ({listed}): use --overwrite (overwrite=True) to "
+            "replace them, or another output folder (-o)"
+        )
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    """What makes two paths the same file (links and differently spelled paths included)."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
