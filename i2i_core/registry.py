@@ -47,7 +47,9 @@ class Component:
         return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     def create(self, **options: Any) -> Any:
-        """Build the component, checking option names first so a typo gets a suggestion."""
+        """Build the component, checking option names first so a typo gets a suggestion.
+
+        The factory's own exceptions pass through (:func:`create` turns them into one clear :class:`I2IError`)."""
         params = inspect.signature(self.factory).parameters.values()
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             known = self.options()
@@ -195,13 +197,13 @@ def create(kind: str, name: str, **options: Any) -> Any:
     try:
         built = component.create(**options)
     except BUILD_ERRORS as exc:
-        raise I2IError(f"{describe(component, options)}: {exc}") from exc
+        raise I2IError(f"{_describe(component, options)}: {exc}") from exc
     if isinstance(built, nn.Module):
         _check_not_empty(built, component, options)
     return built
 
 
-def describe(component: Component, options: Mapping[str, Any]) -> str:
+def _describe(component: Component, options: Mapping[str, Any]) -> str:
     """``generator 'resnet9' with options {"ngf": 32}``: what an error about building it names."""
     return f"{component.kind} '{component.name}' with options {json.dumps(dict(options), default=repr)}"
 
@@ -211,6 +213,6 @@ def _check_not_empty(module: nn.Module, component: Component, options: Mapping[s
     for key, param in module.named_parameters():
         if param.numel() == 0:
             raise I2IError(
-                f"{describe(component, options)}: parameter {key} has no elements (shape {tuple(param.shape)}); "
+                f"{_describe(component, options)}: parameter {key} has no elements (shape {tuple(param.shape)}); "
                 "a size option is 0 or too small"
             )
