@@ -2,23 +2,28 @@
 
 ``train(recipe)`` builds the networks, data and optimisers, resumes from the run folder's latest complete
 checkpoint if there is one, then loops: learning rate, one step, metrics, samples, checkpoints. SIGINT and
-SIGTERM save a checkpoint and stop cleanly.
+SIGTERM save a checkpoint and stop cleanly. The run folder is locked for the whole run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import inspect
 import json
 import math
+import os
 import shutil
 import signal
 import sys
 import threading
 import time
+import tomllib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from safetensors.torch import load_file
@@ -26,9 +31,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from i2i_core import distributed
-from i2i_core.checkpoint import load_state_dict_checked, read_metadata
+from i2i_core.checkpoint import atomic_write_bytes, load_state_dict_checked, read_metadata
 from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
-from i2i_core.errors import I2IError
+from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.monitors import CollapseMonitor, DiscriminatorMonitor
 from i2i_core.precision import resolve_device, resolve_precision
 from i2i_core.recipe import Recipe
@@ -36,15 +41,23 @@ from i2i_core.registry import create, get_component
 from i2i_core.samples import save_sample_grid
 from i2i_core.training_checkpoint import (
     Progress,
+    checkpoint_name,
     list_checkpoints,
-    load_training_checkpoint,
     network_file,
     prune_checkpoints,
+    read_training_checkpoint,
+    recover_checkpoints,
+    restore_training_checkpoint,
     save_training_checkpoint,
+    set_aside,
 )
 
 #: Each network and the kind of component it is (also its table in the recipe: ``model.generator``...).
 NETWORK_KINDS = {"G_A": "generator", "G_B": "generator", "D_A": "discriminator", "D_B": "discriminator"}
+#: The file of a run folder that a running ``i2i run`` holds locked.
+LOCK_FILE = "run.lock"
+#: What ``--restart`` deletes from a run folder.
+RESULTS = ("checkpoints", "samples", "reports", "tensorboard", "metrics.jsonl")
 
 
 @dataclass
@@ -56,6 +69,7 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
     interrupted: bool = False
+    stop_signal: int | None = None  # the signal that stopped an interrupted run (SIGINT or SIGTERM)
     seconds: float = 0.0
     steps_per_second: float = 0.0
 
@@ -221,30 +235,140 @@ def run_dir_of(recipe: Recipe) -> Path:
     return Path(recipe["output.dir"] or Path("runs") / recipe.name)
 
 
-def _prepare_run_dir(run_dir: Path, recipe: Recipe, restart: bool) -> None:
-    """Create or reuse the run folder (emptied of results with ``restart``) and store the recipe in it."""
+def _is_run_folder(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a recipe that i2i stored (a TOML file with the recipe's tables) and checkpoints/."""
+    try:
+        stored = tomllib.loads((run_dir / "recipe.toml").read_text())
+    except (OSError, ValueError):
+        return False
+    return {"data", "model", "train", "output"} <= set(stored) and (run_dir / "checkpoints").is_dir()
+
+
+def _check_restartable(run_dir: Path) -> None:
+    """Refuse ``--restart`` (which deletes results) in a folder that is neither new, empty nor an i2i run folder."""
+    if not run_dir.exists() or _is_run_folder(run_dir):
+        return
+    if run_dir.is_dir() and all(p.name == LOCK_FILE for p in run_dir.iterdir()):
+        return
+    raise I2IError(
+        f"--restart would delete {', '.join(RESULTS)} in {run_dir}, which is not an i2i run folder (no recipe.toml "
+        "and checkpoints/ of a run); choose another output.dir, or clear it yourself"
+    )
+
+
+class _RunFolderLock:
+    """An exclusive ``fcntl.flock`` on the run folder's ``run.lock`` (which names the holder's pid), held for a
+    whole run: a second ``i2i run`` on the same folder fails at once."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self.file: IO[str] | None = None
+
+    def __enter__(self) -> _RunFolderLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(self.path, "a+")  # closed by __exit__, which releases the lock
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip()
+            file.close()
+            raise I2IError(
+                f"run folder {self.path.parent} is in use by {f'pid {holder}' if holder else 'another process'}: "
+                "wait for that run to end, or stop it"
+            ) from None
+        file.truncate(0)
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        self.file = file
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+@contextlib.contextmanager
+def _run_folder(run_dir: Path, restart: bool, job: distributed.Distributed) -> Iterator[None]:
+    """Hold the run folder for a run (rank 0 locks it): checked, locked, emptied of results with ``restart``,
+    and tidied of what a run that died while saving left."""
+    if not job.is_main:
+        job.barrier()
+        yield
+        return
     if restart:
-        for name in ("checkpoints", "samples", "reports", "tensorboard", "metrics.jsonl"):
-            path = run_dir / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
+        _check_restartable(run_dir)
+    with _RunFolderLock(run_dir):
+        if restart:
+            for name in RESULTS:
+                path = run_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        recover_checkpoints(run_dir / "checkpoints")
+        job.barrier()
+        yield
+
+
+def _resume(run_dir: Path, trainer: CycleGAN, job: distributed.Distributed) -> tuple[Progress, Path | None]:
+    """Restore the latest checkpoint that reads back whole into ``trainer``: its progress and path (``Progress()``
+    and None without checkpoints).
+
+    A newer checkpoint that does not read back (a torn or corrupt file) is renamed ``step_XXXXXXX.corrupt``,
+    with a warning. When none reads back, the error names the newest and nothing is changed.
+    """
+    corrupt: dict[Path, CheckpointError] = {}
+    found = None
+    for path in reversed(list_checkpoints(run_dir / "checkpoints")):
+        try:
+            found = read_training_checkpoint(path, trainer)
+            break
+        except CheckpointError as exc:
+            corrupt[path] = exc
+    if found is None and corrupt:
+        raise CheckpointError(
+            f"{next(iter(corrupt.values()))} (and no earlier checkpoint in {run_dir / 'checkpoints'} reads back): "
+            "repair it, or start over with --restart"
+        )
+    job.barrier()  # every process has read its checkpoint before a corrupt one is renamed
+    if job.is_main:
+        for path, exc in corrupt.items():
+            kept = set_aside(path, ".corrupt")
+            warnings.warn(f"{exc}; kept as {kept.name}, resuming from {found.path.name}", stacklevel=3)
+    if found is None:
+        return Progress(), None
+    return restore_training_checkpoint(found, trainer), found.path
+
+
+def _start_run_folder(run_dir: Path, recipe: Recipe, step: int, resumed: bool) -> None:
+    """Once a run is built and resumed: store its recipe (warning when it changed), make the output folders and
+    drop the metric lines after ``step``."""
     stored = run_dir / "recipe.toml"
-    if checkpoints and stored.is_file() and stored.read_text() != recipe.to_toml():
+    if resumed and stored.is_file() and stored.read_text() != recipe.to_toml():
         warnings.warn(
             f"the recipe differs from the one {run_dir} was started with; resuming with the new one "
             "(use --restart to start over)",
-            stacklevel=2,
+            stacklevel=3,
         )
-    stored.write_text(recipe.to_toml())
+    atomic_write_bytes(stored, recipe.to_toml().encode())
+    for folder in ("checkpoints", "samples"):
+        (run_dir / folder).mkdir(exist_ok=True)
+    _truncate_metrics(run_dir / "metrics.jsonl", step)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines written after the checkpoint a run resumes from."""
-    if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in lines))
+    """Keep the metric lines up to ``step``, the step a run resumes from (0 when it starts afresh), so that no
+    step is logged twice; a torn line (a run killed while writing it) is dropped with a warning."""
+    if not path.is_file():
+        return
+    kept = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        try:
+            line_step = json.loads(line)["step"] if line else None
+        except (ValueError, KeyError, TypeError):
+            warnings.warn(f"{path}: line {number} is torn or not a metric line; dropped", stacklevel=4)
+            continue
+        if line_step is not None and line_step <= step:
+            kept.append(line + "\n")
+    atomic_write_bytes(path, "".join(kept).encode())
 
 
 class _StopSignals:
@@ -349,11 +473,6 @@ def _train(
     recipe: Recipe, restart: bool, show_progress: bool | None, device: torch.device, job: distributed.Distributed
 ) -> TrainResult:
     run_dir = run_dir_of(recipe)
-    if job.is_main:
-        _prepare_run_dir(run_dir, recipe, restart)
-    job.barrier()
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
-    resume_from = checkpoints[-1] if checkpoints else None
     train_set = build_dataset(recipe, "train")
     sample_batch = fixed_sample_batch(recipe, train_set)
     trainer = build_trainer(recipe, device)
@@ -363,54 +482,53 @@ def _train(
     out = recipe.values["output"]
     seed, batch_size = recipe["train.seed"], recipe["train.batch_size"]
 
-    progress = Progress()
-    if resume_from is not None:
-        progress, _ = load_training_checkpoint(resume_from, trainer)
+    with _run_folder(run_dir, restart, job), _StopSignals() as stop:
+        progress, resume_from = _resume(run_dir, trainer, job)
         if job.is_main:
-            _truncate_metrics(run_dir / "metrics.jsonl", progress.step)
-            print(f"Resuming {run_dir} from step {progress.step} ({resume_from.name})", file=sys.stderr)
-    if job.enabled:
-        trainer.distribute()
-        # every rank draws its own augmentations and pool choices (rank 0's weights are broadcast)
-        torch.manual_seed(seed + 1_000_003 * job.rank + progress.step)
-        for i, pool in enumerate((trainer.pool_A, trainer.pool_B)):
-            pool.rng.seed(seed * 2 + i + 1_000_003 * job.rank + progress.step)
-    log = RunLog(run_dir) if job.is_main else None
-    collapse, discriminators = CollapseMonitor(), DiscriminatorMonitor()
-    bar = _progress_bar(schedule.total_steps, progress.step, show_progress if job.is_main else False)
-    losses: dict[str, float] = {}
-    checkpoint = resume_from
-    start_step, started = progress.step, time.perf_counter()
-    window_start, window_steps = started, 0
+            _start_run_folder(run_dir, recipe, progress.step, resumed=resume_from is not None)
+            if resume_from is not None:
+                print(f"Resuming {run_dir} from step {progress.step} ({resume_from.name})", file=sys.stderr)
+        if job.enabled:
+            trainer.distribute()
+            # every rank draws its own augmentations and pool choices (rank 0's weights are broadcast)
+            torch.manual_seed(seed + 1_000_003 * job.rank + progress.step)
+            for i, pool in enumerate((trainer.pool_A, trainer.pool_B)):
+                pool.rng.seed(seed * 2 + i + 1_000_003 * job.rank + progress.step)
+        log = RunLog(run_dir) if job.is_main else None
+        collapse, discriminators = CollapseMonitor(), DiscriminatorMonitor()
+        bar = _progress_bar(schedule.total_steps, progress.step, show_progress if job.is_main else False)
+        losses: dict[str, float] = {}
+        checkpoint = resume_from
+        start_step, started = progress.step, time.perf_counter()
+        window_start, window_steps = started, 0
 
-    def save_checkpoint() -> Path:
-        path = run_dir / "checkpoints" / f"step_{progress.step:07d}"
-        if job.is_main:
-            extra = {"lr": schedule.lr_at(max(progress.step - 1, 0)), "recipe": recipe.name}
-            extra["world_size"] = job.world_size
-            path = save_training_checkpoint(run_dir / "checkpoints", trainer, progress, specs, extra)
-            prune_checkpoints(run_dir / "checkpoints", out["keep_last"])
-        job.barrier()
-        return path
+        def save_checkpoint() -> Path:
+            path = run_dir / "checkpoints" / checkpoint_name(progress.step)
+            if job.is_main:
+                extra = {"lr": schedule.lr_at(max(progress.step - 1, 0)), "recipe": recipe.name}
+                extra["world_size"] = job.world_size
+                path = save_training_checkpoint(run_dir / "checkpoints", trainer, progress, specs, extra)
+                prune_checkpoints(run_dir / "checkpoints", out["keep_last"])
+            job.barrier()
+            return path
 
-    def save_samples(log: RunLog) -> None:
-        step = progress.step
-        images = {"real_A": sample_batch["A"], "real_B": sample_batch["B"]}
-        images.update(trainer.translate(sample_batch["A"], sample_batch["B"]))
-        save_sample_grid(run_dir / "samples" / f"step_{step:07d}.png", images)
-        for name, reporter in reporters.items():
-            folder = run_dir / "reports" / name / f"step_{step:07d}"
-            reporter.report({"real_A": images["real_A"], "fake_B": images["fake_B"]}, folder / "AtoB")
-            reporter.report({"real_B": images["real_B"], "fake_A": images["fake_A"]}, folder / "BtoA")
-        log.images("samples", torch.cat([images["fake_B"], images["fake_A"]]), step)
-        if not schedule.pretraining(step - 1):
-            for generator, real, fake in (("G_A", "real_A", "fake_B"), ("G_B", "real_B", "fake_A")):
-                if message := collapse.check(generator, images[real], images[fake], step):
-                    log.warning(step, message)
+        def save_samples(log: RunLog) -> None:
+            step = progress.step
+            images = {"real_A": sample_batch["A"], "real_B": sample_batch["B"]}
+            images.update(trainer.translate(sample_batch["A"], sample_batch["B"]))
+            save_sample_grid(run_dir / "samples" / f"step_{step:07d}.png", images)
+            for name, reporter in reporters.items():
+                folder = run_dir / "reports" / name / f"step_{step:07d}"
+                reporter.report({"real_A": images["real_A"], "fake_B": images["fake_B"]}, folder / "AtoB")
+                reporter.report({"real_B": images["real_B"], "fake_A": images["fake_A"]}, folder / "BtoA")
+            log.images("samples", torch.cat([images["fake_B"], images["fake_A"]]), step)
+            if not schedule.pretraining(step - 1):
+                for generator, real, fake in (("G_A", "real_A", "fake_B"), ("G_B", "real_B", "fake_A")):
+                    if message := collapse.check(generator, images[real], images[fake], step):
+                        log.warning(step, message)
 
-    trainer.train()
-    stopping = False
-    with _StopSignals() as stop:
+        trainer.train()
+        stopping = False
         while progress.step < schedule.total_steps and not stopping:
             order = job.shard(epoch_order(seed, progress.epoch, len(train_set)))
             loader = DataLoader(
@@ -464,7 +582,8 @@ def _train(
                     checkpoint = save_checkpoint()
                 if done or stopping:
                     break
-        checkpoint = save_checkpoint()
+        if checkpoint is None or checkpoint.name != checkpoint_name(progress.step):  # not when nothing changed
+            checkpoint = save_checkpoint()
     bar.close()
     if log is not None:
         log.close()
@@ -477,6 +596,8 @@ def _train(
         metrics=losses,
         checkpoint=checkpoint,
         interrupted=stopping,
+        # a process of a torchrun job that another one's signal stopped reports SIGTERM
+        stop_signal=(stop.received or signal.SIGTERM) if stopping else None,
         seconds=seconds,
         steps_per_second=done_steps / seconds if seconds > 0 else 0.0,
     )

@@ -3,15 +3,20 @@
 A checkpoint is a folder ``checkpoints/step_XXXXXXX/`` holding the four networks as component checkpoints
 (``G_A.safetensors``... each loadable alone with :func:`i2i_core.load_component`), ``state.safetensors`` (both
 optimisers, the image pools, RNG states) and ``state.json`` (step, epoch, learning rate, the rest). It is
-written into a temporary folder, fsync'ed, then renamed: a crash at any instant leaves the last complete
-checkpoint intact, and a folder without ``state.json`` is never taken as complete.
+written into a temporary folder (``.step_XXXXXXX.<pid>-<random>.tmp``), fsync'ed, then renamed: a crash at any
+instant leaves the last complete checkpoint intact, and a folder without ``state.json`` is never taken as
+complete. A checkpoint of the same step is renamed aside (``.step_XXXXXXX.old``) before the new one is renamed
+in and deleted after; :func:`recover_checkpoints` puts it back when a crash came in between.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from i2i_core.cyclegan import CycleGAN
 from i2i_core.errors import CheckpointError
 
 STATE_FORMAT = "i2i-training/1"
+_NAME = re.compile(r"step_\d+")
 
 
 @dataclass
@@ -64,6 +70,11 @@ def _load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint of ``step``: ``step_XXXXXXX``."""
+    return f"step_{step:07d}"
+
+
 def save_training_checkpoint(
     folder: str | os.PathLike,
     trainer: CycleGAN,
@@ -74,13 +85,32 @@ def save_training_checkpoint(
     """Write ``folder/step_XXXXXXX`` atomically and return its path.
 
     ``components`` maps each network name (``G_A``...) to its (kind, name, options), so a checkpoint alone
-    rebuilds its networks.
+    rebuilds its networks. On failure the temporary folder is removed and the error names what was written.
     """
     folder = Path(folder)
-    final = folder / f"step_{progress.step:07d}"
-    tmp = folder / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    final = folder / checkpoint_name(progress.step)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"  # unique: never another's
+    try:
+        tmp.mkdir()
+        _write_checkpoint_files(tmp, trainer, progress, components, extra)
+        _move_into_place(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"{final}: checkpoint not saved ({exc}); the earlier checkpoints are intact") from exc
+        raise
+    return final
+
+
+def _write_checkpoint_files(
+    tmp: Path,
+    trainer: CycleGAN,
+    progress: Progress,
+    components: dict[str, tuple[str, str, dict[str, Any]]],
+    extra: dict[str, Any] | None,
+) -> None:
+    """The files of a checkpoint, into ``tmp``; ``state.json``, which makes it complete, last."""
     for net_name, net in trainer.networks.items():
         kind, name, options = components[net_name]
         save_component(tmp / f"{net_name}.safetensors", net, kind, name, options)
@@ -99,11 +129,56 @@ def save_training_checkpoint(
     json_state["scaler"] = trainer.scaler.state_dict()
     atomic_write_bytes(tmp / "state.safetensors", safetensors_bytes(tensors))
     atomic_write_bytes(tmp / "state.json", json.dumps(json_state, indent=1).encode())  # written last
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(folder)
-    return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``. A folder already at ``final`` is renamed aside first and deleted only once
+    the new one is in place, so that a complete checkpoint exists at every instant."""
+    aside = final.with_name(f".{final.name}.old")
+    moved_aside = final.exists()
+    if moved_aside:
+        os.replace(final, aside)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if moved_aside:
+            os.replace(aside, final)
+        raise
+    _fsync_dir(final.parent)
+    if moved_aside:
+        shutil.rmtree(aside)
+
+
+def recover_checkpoints(folder: str | os.PathLike) -> None:
+    """Tidy ``folder`` after a run that died while saving (only while no run writes it: under the run lock).
+
+    A left-over temporary folder or checkpoint renamed aside is deleted, unless it is complete and its step has
+    no complete checkpoint: then it becomes that checkpoint again (with a warning).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for leftover in sorted(p for p in folder.glob(".step_*") if p.is_dir()):
+        final = folder / leftover.name[1:].split(".")[0]
+        if (final / "state.json").is_file() or not (leftover / "state.json").is_file():
+            shutil.rmtree(leftover)
+            continue
+        if final.exists():
+            shutil.rmtree(final)  # an incomplete folder
+        os.replace(leftover, final)
+        warnings.warn(f"{final}: recovered from {leftover.name}, left by a run that stopped while saving", stacklevel=2)
+
+
+def set_aside(path: str | os.PathLike, suffix: str) -> Path:
+    """Rename checkpoint ``path`` to ``<path><suffix>`` (``<path><suffix>2``... when taken) and return the new
+    path; it is no longer a checkpoint, but nothing in it is lost."""
+    path = Path(path)
+    target, number = path.with_name(path.name + suffix), 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}{suffix}{number}")
+    os.replace(path, target)
+    return target
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
@@ -111,7 +186,7 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.glob("step_*") if p.is_dir() and (p / "state.json").is_file()]
+    found = [p for p in folder.glob("step_*") if _NAME.fullmatch(p.name) and (p / "state.json").is_file()]
     return sorted(found, key=lambda p: p.name)
 
 
@@ -139,23 +214,47 @@ def network_file(path: str | os.PathLike, network: str) -> Path:
     return path / f"{network}.safetensors"
 
 
-def load_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> tuple[Progress, dict[str, Any]]:
-    """Restore networks, optimisers, pools and RNG states from a checkpoint folder; return progress and state."""
+@dataclass
+class TrainingCheckpoint:
+    """A training checkpoint read back whole, not yet restored into a trainer."""
+
+    path: Path
+    progress: Progress
+    state: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    weights: dict[str, dict[str, torch.Tensor]]
+
+
+def read_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> TrainingCheckpoint:
+    """Read every file of a checkpoint folder for ``trainer`` (which is left unchanged): a
+    :class:`CheckpointError` naming the file when one is missing, torn or corrupt."""
     path = Path(path)
     try:
         state = json.loads((path / "state.json").read_text())
-        tensors = load_file(str(path / "state.safetensors"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: incomplete or corrupt training checkpoint: {exc}") from None
+        progress = Progress(step=state["step"], epoch=state["epoch"], batch_in_epoch=state["batch_in_epoch"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
     if state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not an i2i training checkpoint (format {state.get('format')!r})")
+    tensors = _read_tensors(path / "state.safetensors", "cpu")
+    weights = {net: _read_tensors(path / f"{net}.safetensors", trainer.device) for net in trainer.networks}
+    return TrainingCheckpoint(path, progress, state, tensors, weights)
+
+
+def _read_tensors(file: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(file), device=str(device))
+    except Exception as exc:  # OSError, or safetensors' own error for a torn or corrupt file
+        raise CheckpointError(f"{file}: cannot read the checkpoint (corrupt or truncated?): {exc}") from None
+
+
+def restore_training_checkpoint(checkpoint: TrainingCheckpoint, trainer: CycleGAN) -> Progress:
+    """Restore networks, optimisers, pools and RNG states from a checkpoint read back; return its progress."""
+    state, tensors = checkpoint.state, checkpoint.tensors
     for net_name, net in trainer.networks.items():
-        file = path / f"{net_name}.safetensors"
-        try:
-            weights = load_file(str(file), device=str(trainer.device))
-        except Exception as exc:
-            raise CheckpointError(f"{file}: cannot read weights (corrupt or truncated?): {exc}") from None
-        load_state_dict_checked(net, weights, source=str(file))
+        load_state_dict_checked(
+            net, checkpoint.weights[net_name], source=str(checkpoint.path / f"{net_name}.safetensors")
+        )
     for prefix, optimizer in (("opt_G", trainer.opt_G), ("opt_D", trainer.opt_D)):
         _load_optimizer(prefix, optimizer, tensors, state[f"{prefix}.param_groups"])
     for prefix, pool in (("pool_A", trainer.pool_A), ("pool_B", trainer.pool_B)):
@@ -169,5 +268,10 @@ def load_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> tupl
     cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
-    progress = Progress(step=state["step"], epoch=state["epoch"], batch_in_epoch=state["batch_in_epoch"])
-    return progress, state
+    return checkpoint.progress
+
+
+def load_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> tuple[Progress, dict[str, Any]]:
+    """Restore networks, optimisers, pools and RNG states from a checkpoint folder; return progress and state."""
+    checkpoint = read_training_checkpoint(path, trainer)
+    return restore_training_checkpoint(checkpoint, trainer), checkpoint.state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -92,3 +93,13 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
         atomic_write_bytes(path, b"new content")
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["ckpt.bin"]  # no temporary file left behind
+
+
+def test_atomic_write_error_names_the_file(tmp_path, monkeypatch):
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: '.*ckpt\.bin'"):
+        atomic_write_bytes(tmp_path / "ckpt.bin", b"data")
+    assert os.listdir(tmp_path) == []

@@ -166,11 +166,12 @@ def test_crash_while_writing_a_checkpoint_keeps_the_last_complete_one(tmp_path, 
         return real_save(path, *args, **kwargs)
 
     monkeypatch.setattr(tc, "save_component", crash_on_third)
-    with pytest.warns(UserWarning), pytest.raises(OSError, match="power cut"):
+    with pytest.warns(UserWarning), pytest.raises(i2i_core.CheckpointError, match=r"step_0000006: .*power cut"):
         i2i_core.train(tiny(tmp_path, "train.steps=8", "output.checkpoint_every=2"), show_progress=False)
     monkeypatch.undo()
     folder = tmp_path / "run" / "checkpoints"
     assert [p.name for p in list_checkpoints(folder)] == ["step_0000004"]  # the half-written one is not taken
+    assert sorted(os.listdir(folder)) == ["step_0000004"]  # and its temporary folder is gone
     with pytest.warns(UserWarning):
         result = i2i_core.train(tiny(tmp_path, "train.steps=8"), show_progress=False)
     assert result.steps == 8
@@ -224,7 +225,7 @@ def test_cli_run_reports_recipe_errors_in_one_line(tmp_path):
     assert result.output.count("\n") == 1 and "Did you mean 'lr'?" in result.output
 
 
-def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [
         sys.executable,
@@ -247,7 +248,7 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # 128 + SIGINT, as a shell reports it: `i2i run ... && next` stops
     assert "Stopped by a signal at step" in out
     (checkpoint,) = list_checkpoints(tmp_path / "run" / "checkpoints")
     step = json.loads((checkpoint / "state.json").read_text())["step"]
