@@ -182,16 +182,17 @@ def run(
         click.echo(f"# data: {resolved['data.dataset']} '{resolved['data.root']}'")
         return
     result = train(resolved, restart=restart, show_progress=progress)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return  # under torchrun, rank 0 reports
-    how = "Stopped by a signal" if result.interrupted else "Finished"
-    click.echo(
-        f"{how} at step {result.steps} after {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s).\n"
-        f"  run folder: {result.run_dir}\n  samples:    {result.run_dir / 'samples'}\n"
-        f"  checkpoint: {result.checkpoint}"
-    )
-    if result.interrupted:
-        click.echo("Run the same command again to resume from this checkpoint.")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
+        how = "Stopped by a signal" if result.interrupted else "Finished"
+        click.echo(
+            f"{how} at step {result.steps} after {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s).\n"
+            f"  run folder: {result.run_dir}\n  samples:    {result.run_dir / 'samples'}\n"
+            f"  checkpoint: {result.checkpoint}"
+        )
+        if result.interrupted:
+            click.echo("Run the same command again to resume from this checkpoint.")
+    if result.stop_signal is not None:  # not finished: exit as a shell reports a signal (130 SIGINT, 143 SIGTERM)
+        raise click.exceptions.Exit(128 + result.stop_signal)
 
 
 def _parse_bytes(text: str | None) -> int | None:
