@@ -146,7 +146,7 @@ def _move_into_place(tmp: Path, final: Path) -> None:
         raise
     _fsync_dir(final.parent)
     if moved_aside:
-        shutil.rmtree(aside)
+        shutil.rmtree(aside, ignore_errors=True)  # the new one is in place; a leftover goes on the next start
 
 
 def recover_checkpoints(folder: str | os.PathLike) -> None:
