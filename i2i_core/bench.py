@@ -8,7 +8,6 @@ process (``python -m i2i_core.bench``) so that its peak memory is its own.
 from __future__ import annotations
 
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -21,12 +20,13 @@ import click
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from i2i_core.autotune import cpu_class, processor
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import I2IError
-from i2i_core.precision import DTYPES, cpu_has_fast_bf16, resolve_device, resolve_precision
+from i2i_core.precision import DTYPES, resolve_device, resolve_precision
 from i2i_core.recipe import Recipe, load_recipe, recipe_from_dict
 from i2i_core.registry import create
-from i2i_core.training import build_trainer
+from i2i_core.training import build_trainer, compute_layout
 
 #: The convolution that dominates a CycleGAN step: ResNet-9's bottleneck, 3x3, 256 -> 256 channels at 64x64.
 PEAK_CONV = {"channels": 256, "side": 64, "kernel": 3}
@@ -38,9 +38,14 @@ def synchronize(device: torch.device) -> None:
 
 
 def best_seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 5, number: int = 4) -> float:
-    """The best of ``repeats`` mean times of ``number`` calls (after one warm-up call)."""
+    """The best of ``repeats`` mean times of ``number`` calls (after one warm-up call); fewer calls when one takes
+    long (bf16 without bf16 units), so that the measurement stays around a second."""
+    start = time.perf_counter()
     fn()
     synchronize(device)
+    warm_up = time.perf_counter() - start
+    if warm_up * repeats * number > 1.0:
+        repeats, number = 3, 1
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -136,17 +141,11 @@ def peak_rss_mb() -> float:
 
 
 def machine() -> str:
-    """The processor (or GPU), its bf16 support, threads and the torch version, in one line."""
+    """The processor (or GPU), its class (see :func:`i2i_core.autotune.cpu_class`), threads and the torch version."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    name = platform.processor() or platform.machine()
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
-        bf16 = "AMX" if "amx_bf16" in cpuinfo else "AVX512-BF16" if "avx512_bf16" in cpuinfo else "no bf16 units"
-    except (OSError, StopIteration):
-        bf16 = "AMX or AVX512-BF16" if cpu_has_fast_bf16() else "bf16 units unknown"
-    return f"{name} ({bf16}), {torch.get_num_threads()} threads, torch {torch.__version__}"
+    units = "bf16 units" if cpu_class() in ("AMX", "AVX512-BF16") else "no bf16 units"
+    return f"{processor()}, CPU class {cpu_class()} ({units}), {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def measure_in_subprocess(recipe_path: str | None, size: int, precision: str, device: str, steps: int) -> dict:
@@ -186,6 +185,7 @@ def bench_command(
     for size in sizes:  # a recipe mistake is reported here, before any measurement
         for precision in precisions:
             bench_recipe(recipe, size, precision, device)
+    auto = compute_layout(bench_recipe(recipe, sizes[0], "auto", device), torch_device)
     peaks = {p: conv_peak(DTYPES[p], torch_device) for p in precisions}
     rows = [measure_in_subprocess(recipe, size, p, device, steps) for size in sizes for p in precisions]
     for row in rows:
@@ -194,7 +194,14 @@ def bench_command(
     if as_json:
         click.echo(
             json.dumps(
-                {"machine": machine(), "conv_peak_tflops": peaks, "train": rows, "generator_images_per_s": forward}
+                {
+                    "machine": machine(),
+                    "cpu_class": cpu_class() if torch_device.type == "cpu" else None,
+                    "auto": {"layout": auto.describe(), "reason": auto.reason},
+                    "conv_peak_tflops": peaks,
+                    "train": rows,
+                    "generator_images_per_s": forward,
+                }
             )
         )
         return
@@ -202,6 +209,7 @@ def bench_command(
     click.echo(f"Machine: {machine()}")
     described = recipe or "the paper's networks (built-in defaults)"
     click.echo(f"Recipe: {described}, batch 1")
+    click.echo(f"auto trains in: {auto.describe()} ({auto.reason})")
     click.echo(
         f"Convolution peak ({k}x{k}, {c} channels, {s}x{s}, channels-last): "
         + ", ".join(f"{p} {t:.2f} TFLOP/s" for p, t in peaks.items())

@@ -1,8 +1,10 @@
-"""Device and numeric precision: ``auto`` picks bf16 where the hardware runs it fast."""
+"""Device, CPU class and numeric precision. ``resolve_precision`` resolves ``auto`` by CPU flags (inference, torchrun);
+training measures what is fastest (:mod:`i2i_core.autotune`)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from functools import cache
 from pathlib import Path
 
@@ -26,14 +28,37 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-@cache
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU has bf16 matrix instructions (AMX or AVX512-BF16), read from /proc/cpuinfo."""
+def _cpu_flags() -> str:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return ""
+
+
+@cache
+def cpu_class() -> str:
+    """This CPU's class as PyTorch and oneDNN use it: ``AMX``, ``AVX512-BF16``, ``AVX-512``, ``AVX2`` or ``default``
+    (also what ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA`` emulate)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not capability.startswith("AVX512"):
+        return "AVX2" if capability == "AVX2" else "default"
+    flags, isa = _cpu_flags(), os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if "amx_bf16" in flags and ("AMX" in isa or isa == "ALL"):
+        return "AMX"
+    if "avx512_bf16" in flags and any(word in isa for word in ("BF16", "AMX", "ALL")):
+        return "AVX512-BF16"
+    return "AVX-512"
+
+
+def processor() -> str:
+    """The processor's model name, from /proc/cpuinfo."""
+    names = [line.split(":", 1)[1].strip() for line in _cpu_flags().splitlines() if line.startswith("model name")]
+    return names[0] if names else "unknown processor"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU (as PyTorch and oneDNN may use it) has bf16 matrix instructions: AMX or AVX512-BF16."""
+    return cpu_class() in ("AMX", "AVX512-BF16")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

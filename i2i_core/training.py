@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from i2i_core import distributed
+from i2i_core.autotune import Layout, choose_layout
 from i2i_core.checkpoint import atomic_write_bytes, load_state_dict_checked, read_metadata
 from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
 from i2i_core.errors import CheckpointError, I2IError
@@ -92,8 +93,9 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> C
         >>> trainer = build_trainer(load_recipe("recipes/quickstart.toml"))  # doctest: +SKIP
         >>> losses = trainer.train_step(real_A, real_B)  # doctest: +SKIP
     """
-    torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
     device = torch.device(device) if device is not None else resolve_device(recipe["train.device"])
+    layout = compute_layout(recipe, device)
+    torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
     specs = network_specs(recipe)
     nets = {net: create(kind, name, **options) for net, (kind, name, options) in specs.items()}
     for net, path in starting_weights(recipe).items():
@@ -109,9 +111,30 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> C
         betas=tuple(recipe["train.betas"]),
         pool_size=recipe["train.pool_size"],
         seed=recipe["train.seed"],
-        precision=resolve_precision(recipe["train.precision"], device),
+        precision=layout.precision,
         device=device,
-        channels_last={"auto": None, "channels_last": True, "contiguous": False}[recipe["train.memory_format"]],
+        channels_last=layout.channels_last,
+    )
+
+
+def compute_layout(recipe: Recipe, device: torch.device) -> Layout:
+    """The precision and memory format the recipe's networks train in on ``device``: as the recipe sets them, and
+    for ``auto`` what trains its generator fastest there (measured once per machine, see :mod:`i2i_core.autotune`)."""
+    precision, memory_format = recipe["train.precision"], recipe["train.memory_format"]
+    if precision != "auto" or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # under torchrun every process must run the same layout: the rule by CPU flags, not a measurement
+        precision = resolve_precision(precision, device)  # refuses fp16 without CUDA
+        memory_format = (
+            memory_format if memory_format != "auto" else "channels_last" if precision == "bf16" else "contiguous"
+        )
+    name, options = recipe["model.generator.name"], recipe.component_options("model", "generator")
+    return choose_layout(
+        lambda: create("generator", name, **options),
+        f"generator {name} {json.dumps(options, sort_keys=True)}",
+        recipe["data.crop_size"],
+        device,
+        precision,
+        memory_format,
     )
 
 
@@ -476,6 +499,9 @@ def _train(
     train_set = build_dataset(recipe, "train")
     sample_batch = fixed_sample_batch(recipe, train_set)
     trainer = build_trainer(recipe, device)
+    if job.is_main and "auto" in (recipe["train.precision"], recipe["train.memory_format"]):
+        layout = compute_layout(recipe, device)  # cached: no second measurement
+        print(f"Training in {layout.describe()}: {layout.reason}", file=sys.stderr)
     specs = network_specs(recipe)
     reporters = {name: create("reporter", name) for name in recipe["report.reporters"]}
     schedule = Schedule.from_recipe(recipe, math.ceil(len(train_set) / job.world_size))

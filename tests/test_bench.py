@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
 
 from i2i_core.bench import bench_recipe, conv_peak, count_flops
 from i2i_core.cli import cli
+from i2i_core.precision import cpu_class
+from i2i_core.training import build_trainer
+
+TINY = str(Path(__file__).parent / "recipes" / "tiny.toml")
 
 
 def test_flops_are_counted_by_torch():
@@ -29,23 +35,28 @@ def test_conv_peak_is_measured():
 
 
 def test_bench_command_reports_step_time_flops_and_memory():
-    result = CliRunner().invoke(
-        cli, ["bench", "--size", "32", "--precision", "fp32", "--precision", "bf16", "--steps", "1", "--json"]
-    )
+    args = [TINY, "--size", "32", "--precision", "fp32", "--precision", "bf16", "--steps", "1", "--json"]
+    result = CliRunner().invoke(cli, ["bench", *args])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert set(report["conv_peak_tflops"]) == {"fp32", "bf16"}
+    assert report["cpu_class"] == cpu_class() and report["auto"]["layout"].startswith(("fp32", "bf16"))
     assert [(row["size"], row["precision"]) for row in report["train"]] == [(32, "fp32"), (32, "bf16")]
+    # the FLOPs of a real step of the same recipe, counted here
+    trainer = build_trainer(bench_recipe(TINY, 32, "fp32", "cpu"))
+    images = torch.rand(1, 3, 32, 32) * 2 - 1
+    flops = count_flops(lambda: trainer.train_step(images, images))
     for row in report["train"]:
-        # ResNet-9 forward at 32x32 is 99 GFLOP / 64; a step is about 18 of them plus the discriminators
-        assert 0.02 < row["tflop_per_step"] < 0.04
+        assert row["tflop_per_step"] == pytest.approx(flops / 1e12, rel=1e-9)
         assert row["s_per_step"] > 0 and row["pct_of_peak"] > 0 and row["peak_rss_mb"] > 100
     assert all(rate > 0 for rate in report["generator_images_per_s"].values())
 
 
 def test_bench_table():
-    result = CliRunner().invoke(cli, ["bench", "--size", "32", "--precision", "fp32", "--steps", "1"])
+    result = CliRunner().invoke(cli, ["bench", TINY, "--size", "32", "--precision", "fp32", "--steps", "1"])
     assert result.exit_code == 0, result.output
+    assert f"CPU class {cpu_class()}" in result.output
+    assert "auto trains in: " in result.output and "measured per pass at 32 px" in result.output
     assert "Convolution peak (3x3, 256 channels, 64x64, channels-last): fp32" in result.output
     assert "| 32 | fp32 |" in result.output and "% of peak" in result.output
 
