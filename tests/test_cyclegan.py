@@ -88,23 +88,38 @@ def test_first_step_images_equal_reference(golden_nets):
         torch.testing.assert_close(image, t[f"iter1.{name}"], atol=1e-4, rtol=1e-4, msg=name)
 
 
-def small_batch() -> tuple[torch.Tensor, torch.Tensor]:
-    """The first golden pair cropped to 48x48: bf16 runs 8x slower than fp32 on CPUs without bf16 units."""
+def narrow_setup(precision: str, channels_last: bool | None = None) -> CycleGAN:
+    """The golden configuration at half the width (ngf = ndf = 32), seeded: bf16 runs 8x slower than fp32
+    on CPUs without bf16 units, and what is compared here is bf16 against fp32, not against the reference."""
+    torch.manual_seed(0)
+    nets = [i2i_core.create("generator", "resnet9", ngf=32) for _ in range(2)]
+    nets += [i2i_core.create("discriminator", "patchgan", ndf=32) for _ in range(2)]
+    return CycleGAN(
+        *nets,
+        gan_loss=i2i_core.create("loss", "lsgan"),
+        cycle_loss=i2i_core.create("loss", "l1"),
+        identity_loss=i2i_core.create("loss", "l1"),
+        precision=precision,
+        channels_last=channels_last,
+    )
+
+
+def first_pair() -> tuple[torch.Tensor, torch.Tensor]:
     tensors = golden_tensors("cyclegan_step_tensors.safetensors")
-    return tensors["iter1.A"][..., :48, :48], tensors["iter1.B"][..., :48, :48]
+    return tensors["iter1.A"], tensors["iter1.B"]
 
 
 @pytest.fixture(scope="module")
-def fp32_step(golden_nets) -> tuple[dict[str, float], CycleGAN]:
-    trainer = reference_setup(golden_nets, "fp32")
-    return trainer.train_step(*small_batch()), trainer
+def fp32_step() -> tuple[dict[str, float], CycleGAN]:
+    trainer = narrow_setup("fp32")
+    return trainer.train_step(*first_pair()), trainer
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_bf16_step_gives_fp32_master_weights_the_losses_and_gradients_of_fp32(golden_nets, fp32_step, channels_last):
+def test_bf16_step_gives_fp32_master_weights_the_losses_and_gradients_of_fp32(fp32_step, channels_last):
     fp32_losses, fp32 = fp32_step
-    bf16 = reference_setup(golden_nets, "bf16", channels_last)
-    bf16_losses = bf16.train_step(*small_batch())
+    bf16 = narrow_setup("bf16", channels_last)
+    bf16_losses = bf16.train_step(*first_pair())
     for name in LOSS_NAMES:
         assert bf16_losses[name] == pytest.approx(fp32_losses[name], rel=3e-2), name
     for name, net in bf16.networks.items():
@@ -115,5 +130,6 @@ def test_bf16_step_gives_fp32_master_weights_the_losses_and_gradients_of_fp32(go
             # norm) zero in exact arithmetic: rounding decides them
             if ours.ndim > 1:
                 cosine = F.cosine_similarity(ours.grad.flatten(), theirs[param_name].grad.flatten(), dim=0)
-                # bf16 autocast gives the same fidelity: worst cosine 0.93 at 64x64, on the first layers
-                assert cosine > 0.9, (name, param_name, cosine.item())
+                ratio = ours.grad.norm() / theirs[param_name].grad.norm()
+                # worst cosine 0.926 (G_B's first layers), norms within 2.7% (AVX2; bf16 autocast does no better)
+                assert cosine > 0.88 and 0.9 < ratio < 1.1, (name, param_name, cosine.item(), ratio.item())
