@@ -39,7 +39,7 @@ def test_translate_files(benchmark, measure, side, generator_file, tmp_path, pre
     for path in files:
         Image.open(path).convert("RGB").resize((side(256), side(256))).save(inputs / f"{path.stem}.jpg", quality=95)
     translator = load_translator(generator_file, device="cpu", precision=precision)
-    measure(lambda: translator.translate_many(sorted(inputs.iterdir()), tmp_path / "out"))
+    measure(lambda: translator.translate_many(sorted(inputs.iterdir()), tmp_path / "out", overwrite=True))
     benchmark.extra_info["images_per_s"] = len(files) / benchmark.stats.stats.mean
 
 
