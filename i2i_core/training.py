@@ -97,14 +97,14 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> C
     layout = compute_layout(recipe, device)
     torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
     specs = network_specs(recipe)
-    nets = {net: create(kind, name, **options) for net, (kind, name, options) in specs.items()}
+    nets = {net: recipe.create("model", kind) for net, (kind, _, _) in specs.items()}  # errors name the table
     for net, path in starting_weights(recipe).items():
         load_starting_weights(nets[net], path, specs[net])
     return CycleGAN(
         **nets,
-        gan_loss=create("loss", recipe["loss.gan.name"], **recipe.component_options("loss", "gan")),
-        cycle_loss=create("loss", recipe["loss.cycle.name"], **recipe.component_options("loss", "cycle")),
-        identity_loss=create("loss", recipe["loss.identity.name"], **recipe.component_options("loss", "identity")),
+        gan_loss=recipe.create("loss", "gan"),
+        cycle_loss=recipe.create("loss", "cycle"),
+        identity_loss=recipe.create("loss", "identity"),
         cycle_weight=recipe["loss.cycle.weight"],
         identity_weight=recipe["loss.identity.weight"],
         lr=recipe["train.lr"],
@@ -129,7 +129,7 @@ def compute_layout(recipe: Recipe, device: torch.device) -> Layout:
         )
     name, options = recipe["model.generator.name"], recipe.component_options("model", "generator")
     return choose_layout(
-        lambda: create("generator", name, **options),
+        lambda: recipe.create("model", "generator"),
         f"generator {name} {json.dumps(options, sort_keys=True)}",
         recipe["data.crop_size"],
         device,

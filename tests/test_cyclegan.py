@@ -105,8 +105,9 @@ def narrow_setup(precision: str, channels_last: bool | None = None) -> CycleGAN:
 
 
 def first_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """The first golden pair, cropped to 48x48."""
     tensors = golden_tensors("cyclegan_step_tensors.safetensors")
-    return tensors["iter1.A"], tensors["iter1.B"]
+    return tensors["iter1.A"][..., :48, :48], tensors["iter1.B"][..., :48, :48]
 
 
 @pytest.fixture(scope="module")
@@ -131,5 +132,5 @@ def test_bf16_step_gives_fp32_master_weights_the_losses_and_gradients_of_fp32(fp
             if ours.ndim > 1:
                 cosine = F.cosine_similarity(ours.grad.flatten(), theirs[param_name].grad.flatten(), dim=0)
                 ratio = ours.grad.norm() / theirs[param_name].grad.norm()
-                # worst cosine 0.926 (G_B's first layers), norms within 2.7% (AVX2; bf16 autocast does no better)
+                # worst cosine 0.92 (G_B's first layers), norms within 3% (AVX2; bf16 autocast does no better)
                 assert cosine > 0.88 and 0.9 < ratio < 1.1, (name, param_name, cosine.item(), ratio.item())

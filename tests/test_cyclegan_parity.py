@@ -81,6 +81,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("broken", BROKEN)
 def test_a_broken_step_fails_the_comparison(golden_nets, broken):
     mutate, steps, expected = BROKEN[broken]

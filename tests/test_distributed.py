@@ -113,6 +113,7 @@ def test_only_rank_zero_writes_and_the_run_resumes_on_one_process(two_ranks, dat
     assert resumed.steps == STEPS + 2
 
 
+@pytest.mark.slow
 def test_i2i_run_nproc_launches_torchrun(dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     sets = [a for o in overrides(dataset, tmp_path / "run", batch=1) for a in ("--set", o)]

@@ -98,6 +98,7 @@ def test_third_party_distribution_in_cli_json(site):
     assert rows["resnet9"]["distribution"] == "i2i"
 
 
+@pytest.mark.slow
 def test_pip_installed_plugin_distribution_is_listed_and_built(tmp_path):
     """A throwaway plugin package with its own pyproject, installed by pip, works with no change to i2i."""
     project = tmp_path / "i2i-doubler"

@@ -116,7 +116,7 @@ def interrupt_after(monkeypatch, steps: int) -> None:
     [
         (6, 3, []),
         # 32 images per epoch at batch 5: 7 steps per epoch; stop in the middle of epoch 2
-        (12, 9, ["train.batch_size=5", "train.pool_size=2"]),
+        (10, 8, ["train.batch_size=5", "train.pool_size=2"]),
         # bf16 channels-last compute copies: resuming rebuilds them from the saved fp32 masters
         (6, 3, ["train.precision='bf16'"]),
     ],
