@@ -86,15 +86,16 @@ def network_specs(recipe: Recipe) -> dict[str, tuple[str, str, dict[str, Any]]]:
     }
 
 
-def build_trainer(recipe: Recipe, device: str | torch.device | None = None) -> CycleGAN:
-    """The four networks, losses, optimisers and pools of a recipe, on its device and precision.
+def build_trainer(recipe: Recipe, device: str | torch.device | None = None, layout: Layout | None = None) -> CycleGAN:
+    """The four networks, losses, optimisers and pools of a recipe, on its device and precision (``layout``: how the
+    networks run, by default :func:`compute_layout`).
 
     Example:
         >>> trainer = build_trainer(load_recipe("recipes/quickstart.toml"))  # doctest: +SKIP
         >>> losses = trainer.train_step(real_A, real_B)  # doctest: +SKIP
     """
     device = torch.device(device) if device is not None else resolve_device(recipe["train.device"])
-    layout = compute_layout(recipe, device)
+    layout = layout or compute_layout(recipe, device)
     torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
     specs = network_specs(recipe)
     nets = {net: recipe.create("model", kind) for net, (kind, _, _) in specs.items()}  # errors name the table
@@ -498,10 +499,10 @@ def _train(
     run_dir = run_dir_of(recipe)
     train_set = build_dataset(recipe, "train")
     sample_batch = fixed_sample_batch(recipe, train_set)
-    trainer = build_trainer(recipe, device)
+    layout = compute_layout(recipe, device)
     if job.is_main and "auto" in (recipe["train.precision"], recipe["train.memory_format"]):
-        layout = compute_layout(recipe, device)  # cached: no second measurement
         print(f"Training in {layout.describe()}: {layout.reason}", file=sys.stderr)
+    trainer = build_trainer(recipe, device, layout)
     specs = network_specs(recipe)
     reporters = {name: create("reporter", name) for name in recipe["report.reporters"]}
     schedule = Schedule.from_recipe(recipe, math.ceil(len(train_set) / job.world_size))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +138,3 @@ def failures(record: Record, other_grads: dict[str, dict[str, torch.Tensor]] | N
                         f"(tolerance {tolerance:.2g})"
                     )
     return found
-
-
-Mutation = Callable[[CycleGAN], None]

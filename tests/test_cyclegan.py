@@ -16,7 +16,7 @@ from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
 STEP = json.loads((GOLDEN / "golden_cyclegan_step.json").read_text())["portable_pool50"]
 
 
-def reference_setup(golden_nets, precision: str = "fp32", channels_last: bool | None = None) -> CycleGAN:
+def reference_setup(golden_nets, channels_last: bool = False) -> CycleGAN:
     """The golden configuration: ResNet-9 generators, PatchGAN discriminators, portable weights 101..104."""
     g_manifest = golden_nets["resnet9_G"]["portable"]["state_dict_manifest"]
     d_manifest = golden_nets["nlayer3_D"]["portable"]["state_dict_manifest"]
@@ -39,7 +39,6 @@ def reference_setup(golden_nets, precision: str = "fp32", channels_last: bool | 
         lr=2e-4,
         betas=(0.5, 0.999),
         pool_size=50,
-        precision=precision,
         channels_last=channels_last,
     )
 

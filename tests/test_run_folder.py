@@ -57,6 +57,14 @@ def killed() -> None:
     raise RuntimeError("killed")
 
 
+def train_until_killed(monkeypatch: pytest.MonkeyPatch, recipe: i2i_core.Recipe, step: int) -> None:
+    """Train ``recipe`` until a crash during step ``step``."""
+    with monkeypatch.context() as patch:
+        at_step(patch, step, killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            i2i_core.train(recipe, show_progress=False)
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` and its content."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -180,10 +188,7 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
 
 def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once(tmp_path, monkeypatch):
     recipe = tiny(tmp_path / "run", "train.steps=4", "output.checkpoint_every=0")
-    with monkeypatch.context() as patch:
-        at_step(patch, 3, killed)
-        with pytest.raises(RuntimeError, match="killed"):
-            i2i_core.train(recipe, show_progress=False)
+    train_until_killed(monkeypatch, recipe, 3)
     assert logged_steps(tmp_path / "run") == [1, 2] and not list_checkpoints(tmp_path / "run" / "checkpoints")
     i2i_core.train(recipe, show_progress=False)
     assert logged_steps(tmp_path / "run") == [1, 2, 3, 4]
@@ -191,10 +196,7 @@ def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once(tmp_path, 
 
 def test_a_torn_metric_line_is_dropped_with_a_warning(tmp_path, monkeypatch):
     recipe = tiny(tmp_path / "run", "train.steps=3", "output.checkpoint_every=2")
-    with monkeypatch.context() as patch:
-        at_step(patch, 3, killed)
-        with pytest.raises(RuntimeError, match="killed"):
-            i2i_core.train(recipe, show_progress=False)
+    train_until_killed(monkeypatch, recipe, 3)
     run = tmp_path / "run"
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 3, "epoch": 1, "G_A": 0.')  # as if killed while writing step 3's line
