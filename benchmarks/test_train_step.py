@@ -14,7 +14,7 @@ from i2i_core.training import build_trainer
 def test_train_step(benchmark, measure, side, size, precision):
     trainer = build_trainer(bench_recipe(None, side(size), precision, "cpu"))
     a, b = (torch.rand(1, 3, side(size), side(size)) * 2 - 1 for _ in range(2))
-    flops = count_flops(lambda: trainer.train_step(a, b))
-    measure(lambda: trainer.train_step(a, b))
+    flops = count_flops(lambda: trainer.train_step({"A": a, "B": b}))
+    measure(lambda: trainer.train_step({"A": a, "B": b}))
     benchmark.extra_info["tflop_per_step"] = flops / 1e12
     benchmark.extra_info["tflops"] = flops / benchmark.stats.stats.mean / 1e12

@@ -5,13 +5,11 @@ Public API::
     import i2i_core
     i2i_core.list_components("generator")
     net = i2i_core.create("generator", "resnet9", ngf=64)
-    net = i2i_core.load_component("G_A.safetensors")
+    net = i2i_core.load_component("generator.safetensors")
     result = i2i_core.train(i2i_core.load_recipe("recipes/quickstart.toml"))
 
 Plugin authors implement hooks marked with :data:`i2i_core.hookimpl`.
 """
-
-__version__ = "0.1.0"
 
 from i2i_core.checkpoint import load_component, save_component
 from i2i_core.errors import CheckpointError, I2IError, PluginError, UnknownComponentError
@@ -20,6 +18,7 @@ from i2i_core.recipe import Recipe, load_recipe
 from i2i_core.registry import Component, create, get_component, list_components
 from i2i_core.training import TrainResult, build_trainer, train
 from i2i_core.translate import Translator, load_translator
+from i2i_core.version import __version__
 
 __all__ = [
     "CheckpointError",

@@ -98,11 +98,11 @@ def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
     trainer = build_trainer(recipe)
     size, batch = recipe["data.crop_size"], recipe["train.batch_size"]
     a, b = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(2))
-    flops = count_flops(lambda: trainer.train_step(a, b))  # also the warm-up step
+    flops = count_flops(lambda: trainer.train_step({"A": a, "B": b}))  # also the warm-up step
     synchronize(trainer.device)
     start = time.perf_counter()
     for _ in range(steps):
-        trainer.train_step(a, b)
+        trainer.train_step({"A": a, "B": b})
     synchronize(trainer.device)
     seconds = (time.perf_counter() - start) / steps
     return {

@@ -1,4 +1,5 @@
-"""Component checkpoints: safetensors weights plus the metadata (kind, name, options) that rebuilds them.
+"""Component checkpoints: safetensors weights plus the metadata (kind, name, options) that rebuilds them; and
+where a run folder's checkpoints are (:func:`list_checkpoints`, :func:`network_file`, :func:`generator_file`).
 
 Writes are atomic (temp file, fsync, rename): a crash leaves either the old file or the new one, never half.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,15 +20,16 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from i2i_core import __version__
 from i2i_core.errors import CheckpointError, I2IError, UnknownComponentError
-from i2i_core.recipe import check_option_types
+from i2i_core.recipe import DEFAULT_METHOD, check_option_types
 from i2i_core.registry import create, get_component
+from i2i_core.version import __version__
 
 COMPONENT_FORMAT = "i2i-component/1"
 #: Bounds on what a checkpoint's metadata may hold, checked before anything is built from it.
 MAX_NAME_CHARS = 200
 MAX_OPTIONS_CHARS = 1 << 16
+_CHECKPOINT_NAME = re.compile(r"step_\d+")
 
 
 def _umask() -> int:
@@ -99,7 +102,7 @@ def load_component(path: str | os.PathLike, device: str | torch.device = "cpu") 
     ``ngf = 200000``) is refused before anything is allocated.
 
     Example:
-        >>> net = load_component("G_A.safetensors")  # doctest: +SKIP
+        >>> net = load_component("generator.safetensors")  # doctest: +SKIP
     """
     kind, name, options = _component_spec(path)
     if options.get("pretrained"):
@@ -228,3 +231,66 @@ def describe_mismatch(missing: list[str], unexpected: list[str], shapes: list[st
     elif shapes:
         message += " Check the architecture and its options (ngf/ndf, n_layers, norm)."
     return message
+
+
+# -- checkpoints of a run folder --------------------------------------------------------------------------------
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of the training checkpoint of ``step``: ``step_XXXXXXX``."""
+    return f"step_{step:07d}"
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """Complete training checkpoints in ``folder``, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("step_*") if _CHECKPOINT_NAME.fullmatch(p.name) and (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def _checkpoint_folder(path: Path) -> Path:
+    """``path`` if it is a training checkpoint folder, else its run folder's latest complete checkpoint."""
+    if (path / "state.json").is_file():
+        return path
+    checkpoints = list_checkpoints(path / "checkpoints")
+    if not checkpoints:
+        raise CheckpointError(f"{path}: no complete checkpoint in {path / 'checkpoints'}")
+    return checkpoints[-1]
+
+
+def network_file(path: str | os.PathLike, network: str) -> Path:
+    """The file of ``network`` (a name of the method's networks) that ``path`` stands for: a component
+    checkpoint file itself, a checkpoint folder's ``<network>.safetensors``, or that of a run folder's latest
+    complete checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
+    if not path.is_dir():
+        return path
+    return _checkpoint_folder(path) / f"{network}.safetensors"
+
+
+def generator_file(path: str | os.PathLike, direction: str) -> Path:
+    """The generator file that translates in ``direction`` (``AtoB``, ``BtoA``) for ``path``: a component
+    checkpoint file itself, or the network a checkpoint folder (or a run folder's latest one) exports for it,
+    as its ``state.json`` records (checkpoints from before methods record none: CycleGAN's)."""
+    path = Path(path)
+    if not path.exists() or not path.is_dir():
+        return network_file(path, "")
+    folder = _checkpoint_folder(path)
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
+    exports = state.get("exports")
+    if not isinstance(exports, dict):
+        method = get_component("method", state.get("method", DEFAULT_METHOD)).factory
+        exports = {d: t.network for d, t in method.translations.items()}
+    if direction not in exports:
+        raise I2IError(
+            f"{folder}: method {state.get('method', DEFAULT_METHOD)} translates only "
+            f"{', '.join(exports) or 'in no direction'}, not {direction}; use --direction {next(iter(exports), 'AtoB')}"
+        )
+    return folder / f"{exports[direction]}.safetensors"

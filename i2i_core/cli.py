@@ -23,7 +23,7 @@ from i2i_core.plugins import get_plugin_host
 from i2i_core.precision import resolve_device
 from i2i_core.recipe import load_recipe
 from i2i_core.registry import KINDS, list_components
-from i2i_core.training import network_specs, run_dir_of, train
+from i2i_core.training import run_dir_of, train
 from i2i_core.translate import expand_inputs, load_translator
 
 
@@ -159,12 +159,11 @@ cli.add_command(bench_command)
 def run(
     recipe: str, overrides: tuple[str, ...], dry_run: bool, restart: bool, progress: bool | None, nproc: int
 ) -> None:
-    """Train the CycleGAN described by RECIPE (a TOML file), resuming its run folder if it has checkpoints."""
+    """Train the method described by RECIPE (a TOML file), resuming its run folder if it has checkpoints."""
     resolved = load_recipe(recipe, overrides)
     if nproc > 1 and not dry_run:
-        args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "i2i_core", "run", recipe]
-        args += [a for o in overrides for a in ("--set", o)]
-        args += ["--restart"] * restart + ([] if progress is None else ["--progress" if progress else "--no-progress"])
+        args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "i2i_core", "run"]
+        args += _command_line(click.get_current_context(), leave_out={"nproc"})
         code = subprocess.call([sys.executable, "-m", "torch.distributed.run", *args])
         if code:
             raise click.exceptions.Exit(code)
@@ -175,11 +174,11 @@ def run(
         for note in resolved.notes:
             click.echo(f"# {note}")
         click.echo(f"# run folder: {run_dir_of(resolved)}")
-        for net, (kind, name, options) in network_specs(resolved).items():
-            click.echo(f"# {net}: {kind} '{name}' {json.dumps(options)}")
-        for term in ("gan", "cycle", "identity"):
-            click.echo(f"# loss.{term}: '{resolved[f'loss.{term}.name']}'")
-        click.echo(f"# data: {resolved['data.dataset']} '{resolved['data.root']}'")
+        click.echo(f"# method: {resolved['method']}")
+        for table, (kind, name_key) in resolved.schema.component_tables.items():
+            dotted = ".".join(table)
+            options = json.dumps(resolved.component_options(*table))
+            click.echo(f"# {dotted}: {kind} '{resolved[f'{dotted}.{name_key}']}' {options}")
         return
     result = train(resolved, restart=restart, show_progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
@@ -193,6 +192,26 @@ def run(
             click.echo("Run the same command again to resume from this checkpoint.")
     if result.stop_signal is not None:  # not finished: exit as a shell reports a signal (130 SIGINT, 143 SIGTERM)
         raise click.exceptions.Exit(128 + result.stop_signal)
+
+
+def _command_line(ctx: click.Context, leave_out: set[str]) -> list[str]:
+    """The arguments that give ``ctx``'s command its current parameters again, but those in ``leave_out``."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in leave_out or value is None:
+            continue
+        if isinstance(param, click.Argument):
+            args += [str(v) for v in value] if param.multiple else [str(value)]
+        elif isinstance(param, click.Option) and param.is_flag:
+            if param.secondary_opts:
+                args.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                args.append(param.opts[0])
+        elif isinstance(param, click.Option):
+            values = value if param.multiple else [value]
+            args += [a for v in values for a in (param.opts[0], str(v))]
+    return args
 
 
 def _parse_bytes(text: str | None) -> int | None:

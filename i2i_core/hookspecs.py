@@ -37,7 +37,24 @@ def register_discriminators(register: Register) -> None:
 @hookspec
 def register_losses(register: Register) -> None:
     """Register losses. Pass ``role="gan"`` for ``loss(prediction, target_is_real) -> scalar``
-    or ``role="reconstruction"`` for ``loss(x, y) -> scalar``."""
+    or ``role="reconstruction"`` for ``loss(x, y) -> scalar``, or ``role="contrastive"`` for
+    ``loss(query, key) -> scalar`` over (N, D) embeddings of matching patches."""
+
+
+@hookspec
+def register_heads(register: Register) -> None:
+    """Register feature heads: ``nn.Module`` s mapping sampled encoder features to embeddings (CUT's patch MLP).
+
+    A head maps a list of (N, C_l) tensors, one per feature layer, to a list of (N, D) tensors.
+    """
+
+
+@hookspec
+def register_methods(register: Register) -> None:
+    """Register training methods: subclasses of :class:`i2i_core.method.Method` (CycleGAN, CUT...).
+
+    The engine builds one with ``Method.from_recipe(recipe, device, layout)`` and runs its steps.
+    """
 
 
 @hookspec

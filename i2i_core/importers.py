@@ -70,7 +70,7 @@ def import_weights(
     """Convert a checkpoint of another tool into an i2i component checkpoint at ``dst``.
 
     Example:
-        >>> import_weights("latest_net_G_A.pth", "G_A.safetensors", arch="resnet9")  # doctest: +SKIP
+        >>> import_weights("latest_net_G.pth", "generator.safetensors", arch="resnet9")  # doctest: +SKIP
     """
     if source not in SOURCES:
         raise I2IError(

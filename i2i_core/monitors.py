@@ -51,15 +51,15 @@ class CollapseMonitor:
         return (
             f"step {step}: generator {name} may have collapsed: its outputs on different sample images are nearly "
             f"identical (diversity {diversity:.3f} < {self.threshold}). Try train.d_pretrain_steps, a lower "
-            "train.lr or a larger loss.cycle.weight."
+            "train.lr or a larger weight of the content loss (loss.cycle.weight, loss.nce.weight)."
         )
 
 
 class DiscriminatorMonitor:
     """Warns when a discriminator's loss stays near zero: it has won, and its generator gets no useful signal."""
 
-    def __init__(self, threshold: float = 1e-2, window: int = 50) -> None:
-        self.threshold = threshold
+    def __init__(self, names: tuple[str, ...], threshold: float = 1e-2, window: int = 50) -> None:
+        self.names, self.threshold = names, threshold
         self.history: dict[str, deque[float]] = {}
         self.window = window
         self.warned: set[str] = set()
@@ -67,7 +67,7 @@ class DiscriminatorMonitor:
     def check(self, losses: dict[str, float], step: int) -> list[str]:
         """Warnings for discriminators whose mean loss over the last ``window`` steps fell below the threshold."""
         messages = []
-        for name in ("D_A", "D_B"):
+        for name in self.names:
             if name not in losses:
                 continue
             history = self.history.setdefault(name, deque(maxlen=self.window))
@@ -78,6 +78,6 @@ class DiscriminatorMonitor:
                 messages.append(
                     f"step {step}: discriminator {name}'s loss has stayed near zero (mean {mean:.2e} over the last "
                     f"{self.window} steps): it wins every time and its generator learns little. Try a smaller "
-                    "discriminator (ndf, n_layers), train.pool_size 50, or a lower train.lr."
+                    "discriminator (ndf, n_layers), an image pool (train.pool_size), or a lower train.lr."
                 )
         return messages

@@ -13,23 +13,31 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 import torch
 
 from i2i_core.assignments import parse_assignment
 from i2i_core.errors import I2IError, did_you_mean
-from i2i_core.registry import Component, create, get_component
+from i2i_core.registry import Component, create, get_component, list_components
+
+if TYPE_CHECKING:
+    from i2i_core.method import Method
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECAYS = ("linear", "none")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
-#: Every fixed key with its default. Component tables also take the component's own options.
+#: The method a recipe without ``method`` trains.
+DEFAULT_METHOD = "cyclegan"
+
+#: Every fixed key of the core with its default. The method adds its own (:attr:`Method.recipe_defaults`), and
+#: component tables also take the component's own options.
 DEFAULTS: dict[str, Any] = {
     "name": "",
     "description": "",
+    "method": DEFAULT_METHOD,
     "data": {
         "dataset": "unpaired-folder",
         "root": "builtin:mini-photo2cartoon",
@@ -38,17 +46,6 @@ DEFAULTS: dict[str, Any] = {
     },
     "model": {
         "generator": {"name": "resnet9", "init_from": ""},
-        "discriminator": {"name": "vanilla", "init_from": ""},
-        # per-network starting weights, when the two generators (or discriminators) start differently
-        "G_A": {"init_from": ""},
-        "G_B": {"init_from": ""},
-        "D_A": {"init_from": ""},
-        "D_B": {"init_from": ""},
-    },
-    "loss": {
-        "gan": {"name": "lsgan"},
-        "cycle": {"name": "l1", "weight": 10.0},
-        "identity": {"name": "l1", "weight": 5.0},
     },
     "train": {
         "epochs": 100,
@@ -57,7 +54,6 @@ DEFAULTS: dict[str, Any] = {
         "lr": 2e-4,
         "betas": [0.5, 0.999],
         "batch_size": 1,
-        "pool_size": 50,
         "d_pretrain_steps": 0,
         "decay": "linear",
         "precision": "auto",
@@ -80,18 +76,65 @@ DEFAULTS: dict[str, Any] = {
 #: Keys of component tables that i2i reads itself; every other key is an option passed to the component.
 OWN_KEYS = {"name", "dataset", "weight", "init_from"}
 
-#: Tables naming a component (kind, key holding its name): their other keys are that component's options.
+#: The core's tables naming a component (kind, key holding its name): their other keys are that component's
+#: options. Methods add theirs (:attr:`Method.component_tables`).
 COMPONENT_TABLES = {
     ("data",): ("dataset", "dataset"),
     ("model", "generator"): ("generator", "name"),
-    ("model", "discriminator"): ("discriminator", "name"),
-    ("loss", "gan"): ("loss", "name"),
-    ("loss", "cycle"): ("loss", "name"),
-    ("loss", "identity"): ("loss", "name"),
 }
 
-#: Component tables naming networks: what :meth:`Recipe.check_networks` builds.
-NETWORK_TABLES = (("model", "generator"), ("model", "discriminator"))
+
+@dataclass(frozen=True)
+class Schema:
+    """What a recipe may hold once its method is known: keys and defaults, component tables, loss roles and
+    network tables, the core's and the method's together."""
+
+    method: type[Method]
+    defaults: dict[str, Any]
+    component_tables: dict[tuple[str, ...], tuple[str, str]]
+    loss_roles: dict[tuple[str, ...], str]
+    network_tables: tuple[tuple[str, ...], ...]
+
+    def fixed_keys(self, table: tuple[str, ...]) -> dict[str, Any]:
+        """i2i's own keys of a component table, with their defaults."""
+        node: Any = self.defaults
+        for part in table:
+            node = node[part]
+        return node
+
+
+def method_name(values: Mapping[str, Any], source: str) -> str:
+    name = values.get("method", DEFAULT_METHOD)
+    if not isinstance(name, str):
+        raise I2IError(f"{source}: method must name a training method, got {name!r}")
+    return name
+
+
+def schema_of(values: Mapping[str, Any], source: str = "recipe") -> Schema:
+    """The :class:`Schema` of the method ``values`` names (:data:`DEFAULT_METHOD` when none); an unknown method
+    fails with a suggestion."""
+    name = method_name(values, source)
+    try:
+        method = get_component("method", name).factory
+    except I2IError as exc:
+        raise I2IError(f"{source}: method: {exc}") from None
+    return Schema(
+        method=method,
+        defaults=_merge_defaults(DEFAULTS, method.recipe_defaults),
+        component_tables={**COMPONENT_TABLES, **method.component_tables},
+        loss_roles=dict(method.loss_roles),
+        network_tables=(("model", "generator"), *method.network_tables),
+    )
+
+
+def _merge_defaults(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge_defaults(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 @dataclass
@@ -112,13 +155,30 @@ class Recipe:
             node = node[part]
         return node
 
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """``recipe[dotted]``, or ``default`` when the recipe has no such key (a key of another method)."""
+        try:
+            return self[dotted]
+        except (KeyError, TypeError):
+            return default
+
     @property
     def name(self) -> str:
         return self.values["name"]
 
+    @property
+    def schema(self) -> Schema:
+        """The keys, component tables and networks of this recipe's method."""
+        return schema_of(self.values, str(self.path or self.name))
+
+    @property
+    def method(self) -> type[Method]:
+        """The class of the recipe's training method."""
+        return self.schema.method
+
     def component_options(self, *table: str) -> dict[str, Any]:
         """The options of the component named in ``table``: its table minus i2i's own keys (name, weight...)."""
-        own = OWN_KEYS & set(_fixed_keys(table))
+        own = OWN_KEYS & set(self.schema.fixed_keys(table))
         return {k: v for k, v in self[".".join(table)].items() if k not in own}
 
     def create(self, *table: str) -> Any:
@@ -126,7 +186,7 @@ class Recipe:
 
         A failure names the recipe and the table: ``r.toml: model.generator: generator 'resnet6' with options ...``.
         """
-        kind, name_key = COMPONENT_TABLES[table]
+        kind, name_key = self.schema.component_tables[table]
         dotted = ".".join(table)
         try:
             return create(kind, self[f"{dotted}.{name_key}"], **self.component_options(*table))
@@ -134,33 +194,27 @@ class Recipe:
             raise I2IError(f"{self.path or self.name}: {dotted}: {exc}") from exc
 
     def check_networks(self) -> None:
-        """Build the generator and discriminator on the ``meta`` device (no memory, no weights): an option they
-        cannot take fails now, naming its table, as it would when a run builds them."""
+        """Build the generator and the method's other networks on the ``meta`` device (no memory, no weights): an
+        option they cannot take fails now, naming its table, as it would when a run builds them."""
         with torch.device("meta"):
-            for table in NETWORK_TABLES:
+            for table in self.schema.network_tables:
                 self.create(*table)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.values)
 
 
-def _fixed_keys(table: tuple[str, ...]) -> dict[str, Any]:
-    """i2i's own keys of a component table, with their defaults."""
-    node: Any = DEFAULTS
-    for part in table:
-        node = node[part]
-    return node
-
-
-def _with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` over :data:`DEFAULTS`, i2i's own keys filled in every component table."""
-    merged = _merge(DEFAULTS, values)
-    for table in COMPONENT_TABLES:
+def with_defaults(values: Mapping[str, Any], source: str = "recipe") -> dict[str, Any]:
+    """``values`` over the defaults of the core and of its method, i2i's own keys filled in every component
+    table."""
+    schema = schema_of(values, source)
+    merged = _merge(schema.defaults, values)
+    for table in schema.component_tables:
         node = merged
         for part in table:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):  # anything else is reported by validation
-            for key, default in _fixed_keys(table).items():
+            for key, default in schema.fixed_keys(table).items():
                 node.setdefault(key, copy.deepcopy(default))
     return merged
 
@@ -204,26 +258,53 @@ def _table_of(values: dict[str, Any], table: tuple[str, ...]) -> dict[str, Any] 
     return node if isinstance(node, dict) else None
 
 
-def _drop_renamed_options(values: dict[str, Any], pairs: list[tuple[str, Any]]) -> list[str]:
+def _drop_renamed_options(values: dict[str, Any], pairs: list[tuple[str, Any]], source: str) -> list[str]:
     """Drop the options of each component that ``pairs`` (``--set``) renames, as ``extends`` does, except
-    options ``pairs`` set too. Returns one note per table whose options were dropped."""
+    options ``pairs`` set too; and when ``pairs`` change the method, the keys only the old method reads.
+    Returns one note per table whose options were dropped."""
     notes = []
-    for table, (_, name_key) in COMPONENT_TABLES.items():
+    methods = [value for key, value in pairs if key == "method"]
+    old_schema = schema_of(values, source)
+    schema = schema_of({"method": methods[-1]}, source) if methods else old_schema
+    if schema.method is not old_schema.method:
+        dropped_keys = _drop_unknown(values, old_schema.defaults, schema.defaults, ())
+        if dropped_keys:
+            notes.append(
+                f"method: changed from {method_name(values, source)} to {methods[-1]} by --set; dropped the keys only "
+                f"{method_name(values, source)} reads: {', '.join(dropped_keys)}"
+            )
+    for table, (_, name_key) in schema.component_tables.items():
         dotted = ".".join(table)
         names = [value for key, value in pairs if key == f"{dotted}.{name_key}"]
         node = _table_of(values, table)
         if not names or node is None:
             continue
-        old, new = node.get(name_key, _fixed_keys(table)[name_key]), names[-1]
+        old, new = node.get(name_key, schema.fixed_keys(table)[name_key]), names[-1]
         if new == old:
             continue
         set_too = {key.removeprefix(f"{dotted}.").split(".")[0] for key, _ in pairs if key.startswith(f"{dotted}.")}
-        own = OWN_KEYS & set(_fixed_keys(table))
+        own = OWN_KEYS & set(schema.fixed_keys(table))
         dropped = {key: node.pop(key) for key in list(node) if key not in own and key not in set_too}
         if dropped:
             listed = ", ".join(f"{key}={json.dumps(value)}" for key, value in dropped.items())
             notes.append(f"{dotted}: {name_key} changed from {old} to {new} by --set; dropped its options {listed}")
     return notes
+
+
+def _drop_unknown(
+    values: dict[str, Any], old: Mapping[str, Any], new: Mapping[str, Any], prefix: tuple[str, ...]
+) -> list[str]:
+    """Remove from ``values`` the keys that ``old`` defaults have and ``new`` ones lack; their dotted names."""
+    dropped = []
+    for key in list(values):
+        if key not in old:
+            continue
+        if key not in new:
+            del values[key]
+            dropped.append(".".join((*prefix, key)))
+        elif isinstance(values[key], dict) and isinstance(old[key], dict) and isinstance(new[key], dict):
+            dropped += _drop_unknown(values[key], old[key], new[key], (*prefix, key))
+    return dropped
 
 
 def _set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
@@ -258,10 +339,10 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str,
     else:
         texts = list(overrides or [])
         pairs = [parse_assignment(t) for t in texts]
-    notes = _drop_renamed_options(user, pairs)
+    notes = _drop_renamed_options(user, pairs, str(path))
     for key, value in pairs:
         _set_dotted(user, key, value)
-    values = _with_defaults(user)
+    values = with_defaults(user, str(path))
     if not values["name"]:
         values["name"] = path.stem
     validate(values, source=str(path))
@@ -270,7 +351,7 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str,
 
 def recipe_from_dict(values: Mapping[str, Any], name: str = "recipe") -> Recipe:
     """A validated recipe from a mapping (defaults fill what is missing)."""
-    merged = _with_defaults(values)
+    merged = with_defaults(values, name)
     merged["name"] = merged["name"] or name
     validate(merged, source=name)
     return Recipe(values=merged)
@@ -314,8 +395,10 @@ def _check_type(key: str, value: Any, example: Any) -> None:
         raise _type_error(key, value, example)
 
 
-def _component_of(values: dict[str, Any], table: tuple[str, ...], source: str) -> tuple[Component, dict[str, Any]]:
-    kind, name_key = COMPONENT_TABLES[table]
+def _component_of(
+    values: dict[str, Any], schema: Schema, table: tuple[str, ...], source: str
+) -> tuple[Component, dict[str, Any]]:
+    kind, name_key = schema.component_tables[table]
     node = values
     for part in table:
         node = node[part]
@@ -332,11 +415,11 @@ def _component_of(values: dict[str, Any], table: tuple[str, ...], source: str) -
 
 def validate(values: dict[str, Any], source: str) -> None:
     """Check every key, type and value; raise one clear :class:`I2IError` for the first problem."""
-    _check_keys(values, DEFAULTS, (), source)
-    for table in COMPONENT_TABLES:
-        component, node = _component_of(values, table, source)
-        kind = COMPONENT_TABLES[table][0]
-        fixed = _fixed_keys(table)
+    schema = schema_of(values, source)
+    _check_keys(values, schema, schema.defaults, (), source)
+    for table, (kind, _) in schema.component_tables.items():
+        component, node = _component_of(values, schema, table, source)
+        fixed = schema.fixed_keys(table)
         options = component.options()
         dotted = ".".join(table)
         for key in node:
@@ -347,14 +430,11 @@ def validate(values: dict[str, Any], source: str) -> None:
                     f"{did_you_mean(key, known)} Valid keys: {', '.join(known)}."
                 )
         check_option_types(component, {k: v for k, v in node.items() if k not in fixed}, f"{source}: {dotted}.")
-        if table[0] == "loss":
-            role = component.metadata.get("role")
-            wanted = "gan" if table[1] == "gan" else "reconstruction"
-            if role not in (None, wanted):
-                raise I2IError(
-                    f"{source}: {dotted}.name: loss '{component.name}' is a {role} loss, not a {wanted} loss"
-                )
-    _check_values(values, source)
+        wanted = schema.loss_roles.get(table)
+        role = component.metadata.get("role")
+        if wanted and role not in (None, wanted):
+            raise I2IError(f"{source}: {dotted}.name: loss '{component.name}' is a {role} loss, not a {wanted} loss")
+    _check_values(values, schema, source)
 
 
 def check_option_types(component: Component, options: Mapping[str, Any], prefix: str) -> None:
@@ -365,27 +445,43 @@ def check_option_types(component: Component, options: Mapping[str, Any], prefix:
             _check_type(f"{prefix}{key}", value, defaults[key])
 
 
-def _check_keys(values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: tuple[str, ...], source: str) -> None:
-    open_table = prefix in COMPONENT_TABLES
+def _check_keys(
+    values: Mapping[str, Any], schema: Schema, defaults: Mapping[str, Any], prefix: tuple[str, ...], source: str
+) -> None:
+    open_table = prefix in schema.component_tables
     for key, value in values.items():
         dotted = ".".join((*prefix, key))
         if key not in defaults:
             if open_table:
                 continue  # a component option, checked against the component
             raise I2IError(
-                f"{source}: unknown key '{dotted}'.{did_you_mean(key, defaults)} "
+                f"{source}: unknown key '{dotted}'.{did_you_mean(key, defaults)}{_owner_hint(dotted, schema)} "
                 f"Valid keys{' in [' + '.'.join(prefix) + ']' if prefix else ''}: {', '.join(defaults)}."
             )
         expected = defaults[key]
         if isinstance(expected, dict):
             if not isinstance(value, Mapping):
                 raise I2IError(f"{source}: '{dotted}' must be a table, got {value!r}")
-            _check_keys(value, expected, (*prefix, key), source)
+            _check_keys(value, schema, expected, (*prefix, key), source)
         else:
             _check_type(f"{source}: {dotted}", value, expected)
 
 
-def _check_values(values: dict[str, Any], source: str) -> None:
+def _owner_hint(dotted: str, schema: Schema) -> str:
+    """`` It is a key of method 'cyclegan' (this recipe trains 'cut').`` when another method reads ``dotted``."""
+    owners = []
+    for component in list_components("method"):
+        node: Any = component.factory.recipe_defaults
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and component.factory is not schema.method:
+            owners.append(f"'{component.name}'")
+    if not owners:
+        return ""
+    return f" It is a key of method {' and '.join(owners)}; this recipe's method has none (see `method`)."
+
+
+def _check_values(values: dict[str, Any], schema: Schema, source: str) -> None:
     train, data, output = values["train"], values["data"], values["output"]
 
     def fail(key: str, message: str) -> None:
@@ -398,7 +494,7 @@ def _check_values(values: dict[str, Any], source: str) -> None:
             f"must be a plain folder name (no '/' or '\\', not '.' or '..'), got {name!r}: the run folder is "
             "runs/<name>; set output.dir to put it anywhere else",
         )
-    for key in ("epochs", "decay_epochs", "steps", "pool_size", "d_pretrain_steps", "num_workers", "seed"):
+    for key in ("epochs", "decay_epochs", "steps", "d_pretrain_steps", "num_workers", "seed"):
         if train[key] < 0:
             fail(f"train.{key}", f"must be >= 0, got {train[key]}")
     if train["steps"] == 0 and train["epochs"] + train["decay_epochs"] == 0:
@@ -419,9 +515,9 @@ def _check_values(values: dict[str, Any], source: str) -> None:
     for key in ("checkpoint_every", "sample_every", "log_every", "keep_last"):
         if output[key] < 0:
             fail(f"output.{key}", f"must be >= 0, got {output[key]}")
-    for key in ("cycle", "identity"):
-        if values["loss"][key]["weight"] < 0:
-            fail(f"loss.{key}.weight", f"must be >= 0, got {values['loss'][key]['weight']}")
+    if train["d_pretrain_steps"] and not schema.method.can_pretrain():
+        fail("train.d_pretrain_steps", f"must be 0: method '{values['method']}' has no discriminator pre-training")
+    schema.method.check_recipe(values, fail)
     reporters = values["report"]["reporters"]
     if not all(isinstance(name, str) for name in reporters):
         fail("report.reporters", f"must be a list of reporter names, got {reporters!r}")

@@ -19,6 +19,8 @@ HOOKS: dict[str, str] = {
     "generator": "register_generators",
     "discriminator": "register_discriminators",
     "loss": "register_losses",
+    "head": "register_heads",
+    "method": "register_methods",
     "dataset": "register_datasets",
     "reporter": "register_reporters",
 }

@@ -1,6 +1,6 @@
-"""The training engine: a CycleGAN run from a recipe, top to bottom, resumable at any step.
+"""The training engine: a run of any training method from a recipe, top to bottom, resumable at any step.
 
-``train(recipe)`` builds the networks, data and optimisers, resumes from the run folder's latest complete
+``train(recipe)`` builds the method (its networks, losses and optimisers) and the data, resumes from the run folder's latest complete
 checkpoint if there is one, then loops: learning rate, one step, metrics, samples, checkpoints. SIGINT and
 SIGTERM save a checkpoint and stop cleanly. The run folder is locked for the whole run.
 """
@@ -32,19 +32,23 @@ from torch.utils.data import DataLoader, Dataset
 
 from i2i_core import distributed
 from i2i_core.autotune import Layout, choose_layout
-from i2i_core.checkpoint import atomic_write_bytes, load_state_dict_checked, read_metadata
-from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
+from i2i_core.checkpoint import (
+    atomic_write_bytes,
+    checkpoint_name,
+    list_checkpoints,
+    load_state_dict_checked,
+    network_file,
+    read_metadata,
+)
 from i2i_core.errors import CheckpointError, I2IError
+from i2i_core.method import Method, NetworkSpec
 from i2i_core.monitors import CollapseMonitor, DiscriminatorMonitor
 from i2i_core.precision import resolve_device, resolve_precision
-from i2i_core.recipe import Recipe
+from i2i_core.recipe import Recipe, with_defaults
 from i2i_core.registry import create, get_component
 from i2i_core.samples import save_sample_grid
 from i2i_core.training_checkpoint import (
     Progress,
-    checkpoint_name,
-    list_checkpoints,
-    network_file,
     prune_checkpoints,
     read_training_checkpoint,
     recover_checkpoints,
@@ -53,8 +57,6 @@ from i2i_core.training_checkpoint import (
     set_aside,
 )
 
-#: Each network and the kind of component it is (also its table in the recipe: ``model.generator``...).
-NETWORK_KINDS = {"G_A": "generator", "G_B": "generator", "D_A": "discriminator", "D_B": "discriminator"}
 #: The file of a run folder that a running ``i2i run`` holds locked.
 LOCK_FILE = "run.lock"
 #: What ``--restart`` deletes from a run folder.
@@ -78,44 +80,21 @@ class TrainResult:
 # -- building -----------------------------------------------------------------------------------------------
 
 
-def network_specs(recipe: Recipe) -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """(kind, component name, options) of each of the four networks."""
-    return {
-        net: (kind, recipe[f"model.{kind}.name"], recipe.component_options("model", kind))
-        for net, kind in NETWORK_KINDS.items()
-    }
-
-
-def build_trainer(recipe: Recipe, device: str | torch.device | None = None, layout: Layout | None = None) -> CycleGAN:
-    """The four networks, losses, optimisers and pools of a recipe, on its device and precision (``layout``: how the
-    networks run, by default :func:`compute_layout`).
+def build_trainer(recipe: Recipe, device: str | torch.device | None = None, layout: Layout | None = None) -> Method:
+    """The recipe's training method (networks, losses, optimisers), with starting weights loaded, on its device
+    and precision (``layout``: how the networks run, by default :func:`compute_layout`).
 
     Example:
-        >>> trainer = build_trainer(load_recipe("recipes/quickstart.toml"))  # doctest: +SKIP
-        >>> losses = trainer.train_step(real_A, real_B)  # doctest: +SKIP
+        >>> method = build_trainer(load_recipe("recipes/quickstart.toml"))  # doctest: +SKIP
+        >>> losses = method.train_step({"A": real_A, "B": real_B})  # doctest: +SKIP
     """
     device = torch.device(device) if device is not None else resolve_device(recipe["train.device"])
     layout = layout or compute_layout(recipe, device)
     torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
-    specs = network_specs(recipe)
-    nets = {net: recipe.create("model", kind) for net, (kind, _, _) in specs.items()}  # errors name the table
-    for net, path in starting_weights(recipe).items():
-        load_starting_weights(nets[net], path, specs[net])
-    return CycleGAN(
-        **nets,
-        gan_loss=recipe.create("loss", "gan"),
-        cycle_loss=recipe.create("loss", "cycle"),
-        identity_loss=recipe.create("loss", "identity"),
-        cycle_weight=recipe["loss.cycle.weight"],
-        identity_weight=recipe["loss.identity.weight"],
-        lr=recipe["train.lr"],
-        betas=tuple(recipe["train.betas"]),
-        pool_size=recipe["train.pool_size"],
-        seed=recipe["train.seed"],
-        precision=layout.precision,
-        device=device,
-        channels_last=layout.channels_last,
-    )
+    method = recipe.method.from_recipe(recipe, device, layout)
+    for net, path in starting_weights(recipe, method.network_specs).items():
+        load_starting_weights(method.networks[net], path, method.network_specs[net])
+    return method
 
 
 def compute_layout(recipe: Recipe, device: torch.device) -> Layout:
@@ -139,18 +118,18 @@ def compute_layout(recipe: Recipe, device: torch.device) -> Layout:
     )
 
 
-def starting_weights(recipe: Recipe) -> dict[str, Path]:
-    """Network -> the file its weights start from (``model.<G_A...>.init_from``, else the generator's or
-    discriminator's ``init_from``), for the networks that have one."""
+def starting_weights(recipe: Recipe, specs: dict[str, NetworkSpec]) -> dict[str, Path]:
+    """Network -> the file its weights start from (``model.<network>.init_from``, else that of the table of its
+    kind: ``model.generator.init_from``...), for the networks that have one."""
     files = {}
-    for net, kind in NETWORK_KINDS.items():
-        path = recipe[f"model.{net}.init_from"] or recipe[f"model.{kind}.init_from"]
+    for net, (kind, _, _) in specs.items():
+        path = recipe.get(f"model.{net}.init_from") or recipe.get(f"model.{kind}.init_from")
         if path:
             files[net] = network_file(path, net)
     return files
 
 
-def load_starting_weights(module: nn.Module, path: Path, spec: tuple[str, str, dict[str, Any]]) -> None:
+def load_starting_weights(module: nn.Module, path: Path, spec: NetworkSpec) -> None:
     """Load a component checkpoint into ``module``, after checking it holds the same component and options."""
     kind, name, options = spec
     meta = read_metadata(path)
@@ -332,7 +311,9 @@ def _run_folder(run_dir: Path, restart: bool, job: distributed.Distributed) -> I
         yield
 
 
-def _resume(run_dir: Path, trainer: CycleGAN, job: distributed.Distributed) -> tuple[Progress, Path | None]:
+def _resume(
+    run_dir: Path, trainer: Method, method: str, job: distributed.Distributed
+) -> tuple[Progress, Path | None]:
     """Restore the latest checkpoint that reads back whole into ``trainer``: its progress and path (``Progress()``
     and None without checkpoints).
 
@@ -343,7 +324,7 @@ def _resume(run_dir: Path, trainer: CycleGAN, job: distributed.Distributed) -> t
     found = None
     for path in reversed(list_checkpoints(run_dir / "checkpoints")):
         try:
-            found = read_training_checkpoint(path, trainer)
+            found = read_training_checkpoint(path, trainer, method)
             break
         except CheckpointError as exc:
             corrupt[path] = exc
@@ -366,7 +347,7 @@ def _start_run_folder(run_dir: Path, recipe: Recipe, step: int, resumed: bool) -
     """Once a run is built and resumed: store its recipe (warning when it changed), make the output folders and
     drop the metric lines after ``step``."""
     stored = run_dir / "recipe.toml"
-    if resumed and stored.is_file() and stored.read_text() != recipe.to_toml():
+    if resumed and stored.is_file() and not _same_recipe(stored, recipe):
         warnings.warn(
             f"the recipe differs from the one {run_dir} was started with; resuming with the new one "
             "(use --restart to start over)",
@@ -376,6 +357,18 @@ def _start_run_folder(run_dir: Path, recipe: Recipe, step: int, resumed: bool) -
     for folder in ("checkpoints", "samples"):
         (run_dir / folder).mkdir(exist_ok=True)
     _truncate_metrics(run_dir / "metrics.jsonl", step)
+
+
+def _same_recipe(stored: Path, recipe: Recipe) -> bool:
+    """Whether the recipe stored in a run folder resolves to ``recipe`` (one stored before a default was added,
+    such as ``method``, still does)."""
+    text = stored.read_text()
+    if text == recipe.to_toml():
+        return True
+    try:
+        return with_defaults(tomllib.loads(text), str(stored)) == recipe.values
+    except (ValueError, I2IError):
+        return False
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -439,17 +432,19 @@ def _progress_bar(total: int, initial: int, show: bool | None) -> Any:
 
 
 class RunLog:
-    """``metrics.jsonl`` (and TensorBoard scalars when available): metric lines and warnings, by step."""
+    """``metrics.jsonl`` (and TensorBoard scalars of ``loss_names`` and the learning rate when available): metric
+    lines and warnings, by step."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, loss_names: tuple[str, ...]) -> None:
         self.file = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 (closed by close())
         self.tensorboard = _tensorboard(run_dir)
+        self.loss_names = loss_names
 
     def metrics(self, record: dict[str, Any]) -> None:
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         if self.tensorboard is not None:
-            for name in (*LOSS_NAMES, "lr"):
+            for name in (*self.loss_names, "lr"):
                 if name in record:
                     self.tensorboard.add_scalar(f"loss/{name}" if name != "lr" else "lr", record[name], record["step"])
 
@@ -472,7 +467,7 @@ class RunLog:
 
 
 def train(recipe: Recipe, restart: bool = False, show_progress: bool | None = None) -> TrainResult:
-    """Train the recipe's CycleGAN in its run folder, resuming from its latest checkpoint.
+    """Train the recipe's method in its run folder, resuming from its latest checkpoint.
 
     Under ``torchrun`` every process runs this function: each trains on its shard of every epoch with
     gradients averaged over all of them, and only rank 0 writes the run folder.
@@ -503,14 +498,14 @@ def _train(
     if job.is_main and "auto" in (recipe["train.precision"], recipe["train.memory_format"]):
         print(f"Training in {layout.describe()}: {layout.reason}", file=sys.stderr)
     trainer = build_trainer(recipe, device, layout)
-    specs = network_specs(recipe)
+    specs = trainer.network_specs
     reporters = {name: create("reporter", name) for name in recipe["report.reporters"]}
     schedule = Schedule.from_recipe(recipe, math.ceil(len(train_set) / job.world_size))
     out = recipe.values["output"]
     seed, batch_size = recipe["train.seed"], recipe["train.batch_size"]
 
     with _run_folder(run_dir, restart, job), _StopSignals() as stop:
-        progress, resume_from = _resume(run_dir, trainer, job)
+        progress, resume_from = _resume(run_dir, trainer, recipe["method"], job)
         if job.is_main:
             _start_run_folder(run_dir, recipe, progress.step, resumed=resume_from is not None)
             if resume_from is not None:
@@ -519,10 +514,9 @@ def _train(
             trainer.distribute()
             # every rank draws its own augmentations and pool choices (rank 0's weights are broadcast)
             torch.manual_seed(seed + 1_000_003 * job.rank + progress.step)
-            for i, pool in enumerate((trainer.pool_A, trainer.pool_B)):
-                pool.rng.seed(seed * 2 + i + 1_000_003 * job.rank + progress.step)
-        log = RunLog(run_dir) if job.is_main else None
-        collapse, discriminators = CollapseMonitor(), DiscriminatorMonitor()
+            trainer.reseed(seed, job.rank, progress.step)
+        log = RunLog(run_dir, trainer.loss_names) if job.is_main else None
+        collapse, discriminators = CollapseMonitor(), DiscriminatorMonitor(trainer.discriminator_losses)
         bar = _progress_bar(schedule.total_steps, progress.step, show_progress if job.is_main else False)
         losses: dict[str, float] = {}
         checkpoint = resume_from
@@ -533,7 +527,7 @@ def _train(
             path = run_dir / "checkpoints" / checkpoint_name(progress.step)
             if job.is_main:
                 extra = {"lr": schedule.lr_at(max(progress.step - 1, 0)), "recipe": recipe.name}
-                extra["world_size"] = job.world_size
+                extra.update(world_size=job.world_size, method=recipe["method"])
                 path = save_training_checkpoint(run_dir / "checkpoints", trainer, progress, specs, extra)
                 prune_checkpoints(run_dir / "checkpoints", out["keep_last"])
             job.barrier()
@@ -542,16 +536,17 @@ def _train(
         def save_samples(log: RunLog) -> None:
             step = progress.step
             images = {"real_A": sample_batch["A"], "real_B": sample_batch["B"]}
-            images.update(trainer.translate(sample_batch["A"], sample_batch["B"]))
-            save_sample_grid(run_dir / "samples" / f"step_{step:07d}.png", images)
+            images.update(trainer.sample_images(sample_batch))
+            save_sample_grid(run_dir / "samples" / f"step_{step:07d}.png", images, trainer.sample_columns)
+            translations = trainer.translations
             for name, reporter in reporters.items():
                 folder = run_dir / "reports" / name / f"step_{step:07d}"
-                reporter.report({"real_A": images["real_A"], "fake_B": images["fake_B"]}, folder / "AtoB")
-                reporter.report({"real_B": images["real_B"], "fake_A": images["fake_A"]}, folder / "BtoA")
-            log.images("samples", torch.cat([images["fake_B"], images["fake_A"]]), step)
+                for direction, t in translations.items():
+                    reporter.report({t.source: images[t.source], t.output: images[t.output]}, folder / direction)
+            log.images("samples", torch.cat([images[t.output] for t in translations.values()]), step)
             if not schedule.pretraining(step - 1):
-                for generator, real, fake in (("G_A", "real_A", "fake_B"), ("G_B", "real_B", "fake_A")):
-                    if message := collapse.check(generator, images[real], images[fake], step):
+                for t in translations.values():
+                    if message := collapse.check(t.network, images[t.source], images[t.output], step):
                         log.warning(step, message)
 
         trainer.train()
@@ -570,19 +565,14 @@ def _train(
             for batch in loader:
                 pretraining = schedule.pretraining(progress.step)
                 trainer.set_lr(schedule.lr_at(progress.step))
-                if pretraining:
-                    losses = trainer.discriminator_step(batch["A"], batch["B"])
-                else:
-                    losses = trainer.train_step(batch["A"], batch["B"])
+                losses = trainer.pretrain_step(batch) if pretraining else trainer.train_step(batch)
                 progress.step += 1
                 progress.batch_in_epoch += 1
                 if progress.batch_in_epoch == schedule.steps_per_epoch:
                     progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
                 window_steps += 1
                 bar.update(1)
-                bar.set_postfix(
-                    {k: f"{v:.3f}" for k, v in losses.items() if k in ("G_A", "G_B", "D_A", "D_B")}, refresh=False
-                )
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in trainer.shown_losses}, refresh=False)
                 step, done = progress.step, progress.step >= schedule.total_steps
                 stopping = job.any(stop.received is not None)
                 if log is not None:

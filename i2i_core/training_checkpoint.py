@@ -1,8 +1,9 @@
 """Training checkpoints: everything needed to resume a run exactly, with no executable pickle.
 
-A checkpoint is a folder ``checkpoints/step_XXXXXXX/`` holding the four networks as component checkpoints
-(``G_A.safetensors``... each loadable alone with :func:`i2i_core.load_component`), ``state.safetensors`` (both
-optimisers, the image pools, RNG states) and ``state.json`` (step, epoch, learning rate, the rest). It is
+A checkpoint is a folder ``checkpoints/step_XXXXXXX/`` holding the method's networks as component checkpoints
+(``<network>.safetensors``, each loadable alone with :func:`i2i_core.load_component`), ``state.safetensors``
+(the method's tensors: optimisers, image pools...; RNG states) and ``state.json`` (step, epoch, learning rate,
+the method's name and JSON state, the rest). It is
 written into a temporary folder (``.step_XXXXXXX.<pid>-<random>.tmp``), fsync'ed, then renamed: a crash at any
 instant leaves the last complete checkpoint intact, and a folder without ``state.json`` is never taken as
 complete. A checkpoint of the same step is renamed aside (``.step_XXXXXXX.old``) before the new one is renamed
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import warnings
@@ -25,12 +25,18 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from i2i_core.checkpoint import atomic_write_bytes, load_state_dict_checked, save_component
-from i2i_core.cyclegan import CycleGAN
-from i2i_core.errors import CheckpointError
+from i2i_core.checkpoint import (
+    atomic_write_bytes,
+    checkpoint_name,
+    list_checkpoints,
+    load_state_dict_checked,
+    save_component,
+)
+from i2i_core.errors import CheckpointError, I2IError
+from i2i_core.method import Method, NetworkSpec
+from i2i_core.recipe import DEFAULT_METHOD
 
 STATE_FORMAT = "i2i-training/1"
-_NAME = re.compile(r"step_\d+")
 
 
 @dataclass
@@ -50,41 +56,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
-    state = optimizer.state_dict()
-    tensors = {
-        f"{prefix}.{index}.{name}": value.detach().cpu().contiguous()
-        for index, slots in state["state"].items()
-        for name, value in slots.items()
-    }
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]]
-    return tensors, groups
-
-
-def _load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-def checkpoint_name(step: int) -> str:
-    """The folder name of the checkpoint of ``step``: ``step_XXXXXXX``."""
-    return f"step_{step:07d}"
-
-
 def save_training_checkpoint(
     folder: str | os.PathLike,
-    trainer: CycleGAN,
+    trainer: Method,
     progress: Progress,
-    components: dict[str, tuple[str, str, dict[str, Any]]],
+    components: dict[str, NetworkSpec],
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``folder/step_XXXXXXX`` atomically and return its path.
 
-    ``components`` maps each network name (``G_A``...) to its (kind, name, options), so a checkpoint alone
+    ``components`` maps each network name to its (kind, name, options), so a checkpoint alone
     rebuilds its networks. On failure the temporary folder is removed and the error names what was written.
     """
     folder = Path(folder)
@@ -105,9 +86,9 @@ def save_training_checkpoint(
 
 def _write_checkpoint_files(
     tmp: Path,
-    trainer: CycleGAN,
+    trainer: Method,
     progress: Progress,
-    components: dict[str, tuple[str, str, dict[str, Any]]],
+    components: dict[str, NetworkSpec],
     extra: dict[str, Any] | None,
 ) -> None:
     """The files of a checkpoint, into ``tmp``; ``state.json``, which makes it complete, last."""
@@ -117,16 +98,13 @@ def _write_checkpoint_files(
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    json_state: dict[str, Any] = {"format": STATE_FORMAT, **progress.__dict__, **(extra or {})}
-    for prefix, optimizer in (("opt_G", trainer.opt_G), ("opt_D", trainer.opt_D)):
-        opt_tensors, groups = _optimizer_tensors(prefix, optimizer)
-        tensors.update(opt_tensors)
-        json_state[f"{prefix}.param_groups"] = groups
-    for prefix, pool in (("pool_A", trainer.pool_A), ("pool_B", trainer.pool_B)):
-        pool_tensors, pool_state = pool.state_dict()
-        tensors.update({f"{prefix}.{k}": v.cpu() for k, v in pool_tensors.items()})
-        json_state[prefix] = pool_state
-    json_state["scaler"] = trainer.scaler.state_dict()
+    method_tensors, method_state = trainer.state_dict()
+    if clash := (set(method_tensors) & set(tensors)) | (set(method_state) & {"format", *progress.__dict__}):
+        raise ValueError(f"the method's state uses the engine's keys {sorted(clash)}")
+    tensors.update(method_tensors)
+    exports = {direction: t.network for direction, t in trainer.translations.items()}
+    json_state: dict[str, Any] = {"format": STATE_FORMAT, **progress.__dict__, "exports": exports, **(extra or {})}
+    json_state.update(method_state)
     atomic_write_bytes(tmp / "state.safetensors", safetensors_bytes(tensors))
     atomic_write_bytes(tmp / "state.json", json.dumps(json_state, indent=1).encode())  # written last
 
@@ -181,37 +159,11 @@ def set_aside(path: str | os.PathLike, suffix: str) -> Path:
     return target
 
 
-def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints in ``folder``, oldest first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.glob("step_*") if _NAME.fullmatch(p.name) and (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: p.name)
-
-
 def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` complete checkpoints (0 keeps every one)."""
     if keep_last > 0:
         for old in list_checkpoints(folder)[:-keep_last]:
             shutil.rmtree(old)
-
-
-def network_file(path: str | os.PathLike, network: str) -> Path:
-    """The file of ``network`` (``G_A``, ``G_B``, ``D_A``, ``D_B``) that ``path`` stands for: a component
-    checkpoint file itself, a checkpoint folder's ``<network>.safetensors``, or that of a run folder's latest
-    complete checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
-    if not path.is_dir():
-        return path
-    if not (path / "state.json").is_file():
-        checkpoints = list_checkpoints(path / "checkpoints")
-        if not checkpoints:
-            raise CheckpointError(f"{path}: no complete checkpoint in {path / 'checkpoints'}")
-        path = checkpoints[-1]
-    return path / f"{network}.safetensors"
 
 
 @dataclass
@@ -225,9 +177,10 @@ class TrainingCheckpoint:
     weights: dict[str, dict[str, torch.Tensor]]
 
 
-def read_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> TrainingCheckpoint:
+def read_training_checkpoint(path: str | os.PathLike, trainer: Method, method: str | None = None) -> TrainingCheckpoint:
     """Read every file of a checkpoint folder for ``trainer`` (which is left unchanged): a
-    :class:`CheckpointError` naming the file when one is missing, torn or corrupt."""
+    :class:`CheckpointError` naming the file when one is missing, torn or corrupt. With ``method`` (the
+    recipe's), a checkpoint another method wrote is refused (an :class:`I2IError`, not a corrupt checkpoint)."""
     path = Path(path)
     try:
         state = json.loads((path / "state.json").read_text())
@@ -236,6 +189,12 @@ def read_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> Trai
         raise CheckpointError(f"{path / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
     if state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not an i2i training checkpoint (format {state.get('format')!r})")
+    saved = state.get("method", DEFAULT_METHOD)  # checkpoints from before methods: CycleGAN's
+    if method is not None and saved != method:
+        raise I2IError(
+            f"{path}: a checkpoint of method '{saved}', but the recipe trains '{method}': set output.dir to "
+            "another folder, or start over with --restart"
+        )
     tensors = _read_tensors(path / "state.safetensors", "cpu")
     weights = {net: _read_tensors(path / f"{net}.safetensors", trainer.device) for net in trainer.networks}
     return TrainingCheckpoint(path, progress, state, tensors, weights)
@@ -248,22 +207,15 @@ def _read_tensors(file: Path, device: str | torch.device) -> dict[str, torch.Ten
         raise CheckpointError(f"{file}: cannot read the checkpoint (corrupt or truncated?): {exc}") from None
 
 
-def restore_training_checkpoint(checkpoint: TrainingCheckpoint, trainer: CycleGAN) -> Progress:
-    """Restore networks, optimisers, pools and RNG states from a checkpoint read back; return its progress."""
+def restore_training_checkpoint(checkpoint: TrainingCheckpoint, trainer: Method) -> Progress:
+    """Restore the networks, the method's state and the RNG states from a checkpoint read back; return its
+    progress."""
     state, tensors = checkpoint.state, checkpoint.tensors
     for net_name, net in trainer.networks.items():
         load_state_dict_checked(
             net, checkpoint.weights[net_name], source=str(checkpoint.path / f"{net_name}.safetensors")
         )
-    for prefix, optimizer in (("opt_G", trainer.opt_G), ("opt_D", trainer.opt_D)):
-        _load_optimizer(prefix, optimizer, tensors, state[f"{prefix}.param_groups"])
-    for prefix, pool in (("pool_A", trainer.pool_A), ("pool_B", trainer.pool_B)):
-        pool_tensors = {
-            k[len(prefix) + 1 :]: v.to(trainer.device) for k, v in tensors.items() if k.startswith(prefix + ".")
-        }
-        pool.load_state_dict(pool_tensors, state[prefix])
-    if state.get("scaler"):
-        trainer.scaler.load_state_dict(state["scaler"])
+    trainer.load_state_dict(tensors, state)
     torch.set_rng_state(tensors["rng.torch"])
     cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
     if cuda_states and torch.cuda.is_available():
@@ -271,7 +223,8 @@ def restore_training_checkpoint(checkpoint: TrainingCheckpoint, trainer: CycleGA
     return checkpoint.progress
 
 
-def load_training_checkpoint(path: str | os.PathLike, trainer: CycleGAN) -> tuple[Progress, dict[str, Any]]:
-    """Restore networks, optimisers, pools and RNG states from a checkpoint folder; return progress and state."""
+def load_training_checkpoint(path: str | os.PathLike, trainer: Method) -> tuple[Progress, dict[str, Any]]:
+    """Restore the networks, the method's state and the RNG states from a checkpoint folder; return progress and
+    state."""
     checkpoint = read_training_checkpoint(path, trainer)
     return restore_training_checkpoint(checkpoint, trainer), checkpoint.state

@@ -17,15 +17,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from i2i_core.checkpoint import atomic_write_bytes, load_component, read_metadata
+from i2i_core.checkpoint import atomic_write_bytes, generator_file, load_component, read_metadata
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.images import IMAGE_EXTENSIONS, BadImageError, find_images, load_rgb, to_image, to_tensor
 from i2i_core.precision import autocast, resolve_device, resolve_precision
 from i2i_core.tiling import translate_tensor
-from i2i_core.training_checkpoint import network_file
 
-DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
+DIRECTIONS = ("AtoB", "BtoA")
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MIN_SIDE = 16
 #: How many files a refusal lists before it says how many more there are.
@@ -39,7 +38,7 @@ def generator_checkpoint(path: str | os.PathLike, direction: str = "AtoB") -> Pa
     """The generator file a checkpoint path stands for (see the module docstring)."""
     if direction not in DIRECTIONS:
         raise I2IError(f"unknown direction '{direction}'; use AtoB or BtoA")
-    return network_file(path, DIRECTIONS[direction])
+    return generator_file(path, direction)
 
 
 def load_generator(path: str | os.PathLike, direction: str = "AtoB") -> nn.Module:

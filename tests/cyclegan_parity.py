@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
-from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
+from i2i_cyclegan import LOSS_NAMES, CycleGAN
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_cyclegan_step.json").read_text())["portable_pool50"]
 LR = GOLDEN["opt"]["lr"]
@@ -67,7 +66,7 @@ def run_steps(trainer: CycleGAN, tensors: dict[str, torch.Tensor], steps: int = 
     record = Record()
     before = {name: _flat(net.parameters()) for name, net in trainer.networks.items()}
     for i in range(steps):
-        record.losses.append(trainer.train_step(tensors[f"iter{i + 1}.A"], tensors[f"iter{i + 1}.B"]))
+        record.losses.append(trainer.train_step({"A": tensors[f"iter{i + 1}.A"], "B": tensors[f"iter{i + 1}.B"]}))
         record.weight_abs_sums.append(
             {name: _flat(net.parameters()).abs().sum().item() for name, net in trainer.networks.items()}
         )

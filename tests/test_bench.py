@@ -45,7 +45,7 @@ def test_bench_command_reports_step_time_flops_and_memory():
     # the FLOPs of a real step of the same recipe, counted here
     trainer = build_trainer(bench_recipe(TINY, 32, "bf16", "cpu"))
     images = torch.rand(1, 3, 32, 32) * 2 - 1
-    flops = count_flops(lambda: trainer.train_step(images, images))
+    flops = count_flops(lambda: trainer.train_step({"A": images, "B": images}))
     for row in report["train"]:
         assert row["tflop_per_step"] == pytest.approx(flops / 1e12, rel=1e-9)
         assert row["s_per_step"] > 0 and row["pct_of_peak"] > 0 and row["peak_rss_mb"] > 100

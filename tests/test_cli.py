@@ -171,4 +171,15 @@ def test_dry_run_says_which_options_a_name_change_dropped(runner):
     assert "# model.generator: name changed from resnet6 to unet128 by --set; dropped its options ngf=32\n" in (
         result.output
     )
-    assert "# G_A: generator 'unet128' {}" in result.output
+    assert "# model.generator: generator 'unet128' {}" in result.output
+
+
+def test_run_forwards_every_option_to_torchrun_but_nproc():
+    from i2i_core.cli import _command_line, run
+
+    given = ["r.toml", "--set", "a=1", "--set", "b='x y'", "--restart", "--no-progress", "--nproc", "2"]
+    assert _command_line(run.make_context("run", given), leave_out={"nproc"}) == given[:-2]
+    assert _command_line(run.make_context("run", ["r.toml", "--progress"]), leave_out={"nproc"}) == [
+        "r.toml",
+        "--progress",
+    ]

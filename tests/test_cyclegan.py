@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from conftest import GOLDEN, golden_tensors, portable_state_dict
 from cyclegan_parity import Record, failures, run_steps
+from i2i_cyclegan import LOSS_NAMES, CycleGAN
 
 import i2i_core
-from i2i_core.cyclegan import LOSS_NAMES, CycleGAN
 
 STEP = json.loads((GOLDEN / "golden_cyclegan_step.json").read_text())["portable_pool50"]
 
@@ -112,14 +112,14 @@ def first_pair() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="module")
 def fp32_step() -> tuple[dict[str, float], CycleGAN]:
     trainer = narrow_setup("fp32")
-    return trainer.train_step(*first_pair()), trainer
+    return trainer.train_step(dict(zip("AB", first_pair(), strict=True))), trainer
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_bf16_step_gives_fp32_master_weights_the_losses_and_gradients_of_fp32(fp32_step, channels_last):
     fp32_losses, fp32 = fp32_step
     bf16 = narrow_setup("bf16", channels_last)
-    bf16_losses = bf16.train_step(*first_pair())
+    bf16_losses = bf16.train_step(dict(zip("AB", first_pair(), strict=True)))
     for name in LOSS_NAMES:
         assert bf16_losses[name] == pytest.approx(fp32_losses[name], rel=3e-2), name
     for name, net in bf16.networks.items():

@@ -9,9 +9,8 @@ import pytest
 import torch
 from conftest import golden_tensors
 from cyclegan_parity import GOLDEN, failures, run_steps
+from i2i_cyclegan import CycleGAN
 from test_cyclegan import reference_setup
-
-from i2i_core.cyclegan import CycleGAN
 
 
 def adam(key: str, value: object):
@@ -34,7 +33,8 @@ def pool_of_one(trainer: CycleGAN) -> None:
 def discriminators_first(trainer: CycleGAN) -> None:
     """Update the discriminators before the generators (the generators then meet the updated ones)."""
 
-    def train_step(self: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+    def train_step(self: CycleGAN, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        real_A, real_B = batch["A"], batch["B"]
         self._pull_weights(*self.networks)
         with torch.no_grad():
             fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)

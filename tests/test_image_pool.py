@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-
-from i2i_core.image_pool import ImagePool
+from i2i_cyclegan import ImagePool
 
 
 def images(n: int, start: int = 0) -> torch.Tensor:

@@ -39,12 +39,12 @@ def test_a_generator_that_starts_near_constant_has_not_collapsed():
 
 
 def test_discriminator_win_needs_a_sustained_near_zero_loss():
-    monitor = DiscriminatorMonitor(threshold=1e-2, window=5)
+    monitor = DiscriminatorMonitor(("D_A", "D_B"), threshold=1e-2, window=5)
     for step in range(1, 5):
         assert monitor.check({"D_A": 1e-4, "D_B": 0.3}, step) == []  # window not full yet
     messages = monitor.check({"D_A": 1e-4, "D_B": 0.3}, 5)
     assert len(messages) == 1 and messages[0].startswith("step 5: discriminator D_A's loss has stayed near zero")
     assert monitor.check({"D_A": 1e-4, "D_B": 0.3}, 6) == []  # once
-    spiky = DiscriminatorMonitor(threshold=1e-2, window=5)
+    spiky = DiscriminatorMonitor(("D_A", "D_B"), threshold=1e-2, window=5)
     for step, loss in enumerate([1e-4, 1e-4, 0.5, 1e-4, 1e-4, 1e-4], start=1):
         assert spiky.check({"D_B": loss}, step) == []  # one real fight in the window keeps the mean up

@@ -14,16 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from i2i_cyclegan import CycleGAN
 from safetensors.torch import load_file
 
 import i2i_core
 import i2i_core.training
+from i2i_core.checkpoint import list_checkpoints
 from i2i_core.cli import cli
-from i2i_core.cyclegan import CycleGAN
-from i2i_core.training import network_specs
 from i2i_core.training_checkpoint import (
     Progress,
-    list_checkpoints,
     load_training_checkpoint,
     save_training_checkpoint,
 )
@@ -44,11 +43,11 @@ def at_step(monkeypatch: pytest.MonkeyPatch, steps: int, action) -> None:
     real_step = CycleGAN.train_step
     calls = []
 
-    def step(self, real_A, real_B):
+    def step(self, batch):
         calls.append(1)
         if len(calls) == steps:
             action()
-        return real_step(self, real_A, real_B)
+        return real_step(self, batch)
 
     monkeypatch.setattr(CycleGAN, "train_step", step)
 
@@ -119,7 +118,7 @@ def test_crash_while_replacing_a_checkpoint_keeps_a_complete_one(tmp_path, monke
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(i2i_core.CheckpointError, match=r"step_0000004: checkpoint not saved \(power cut\)"):
-        save_training_checkpoint(folder, trainer, progress, network_specs(recipe))
+        save_training_checkpoint(folder, trainer, progress, trainer.network_specs)
     monkeypatch.undo()
     if failing_moves == {2}:
         assert [p.name for p in list_checkpoints(folder)] == ["step_0000004"]  # put back at once
@@ -255,5 +254,5 @@ def test_no_space_left_while_saving_a_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", full_disk)
     message = r"step_0000001: checkpoint not saved \(\[Errno 28\] No space left on device: '.*G_A\.safetensors'\)"
     with pytest.raises(i2i_core.CheckpointError, match=message):
-        save_training_checkpoint(folder, trainer, Progress(step=1), network_specs(recipe))
+        save_training_checkpoint(folder, trainer, Progress(step=1), trainer.network_specs)
     assert os.listdir(folder) == []  # no temporary folder left behind

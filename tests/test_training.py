@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from i2i_cyclegan import CycleGAN
 from PIL import Image
 from safetensors.torch import load_file
 
 import i2i_core
 import i2i_core.importers
+from i2i_core.checkpoint import list_checkpoints
 from i2i_core.cli import cli
-from i2i_core.cyclegan import CycleGAN
 from i2i_core.training import Schedule, linear_decay
-from i2i_core.training_checkpoint import list_checkpoints
 
 TINY = Path(__file__).parent / "recipes" / "tiny.toml"
 
@@ -58,7 +58,7 @@ def test_schedule_by_epochs_and_by_steps():
 def test_build_trainer_exposes_networks_and_step(tmp_path):
     trainer = i2i_core.build_trainer(tiny(tmp_path))
     assert {type(trainer.G_A).__name__, type(trainer.D_B).__name__} == {"ResnetGenerator", "PatchDiscriminator"}
-    losses = trainer.train_step(torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1)
+    losses = trainer.train_step({"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1})
     assert set(losses) == {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
     assert all(isinstance(v, float) and v > 0 for v in losses.values())
 
@@ -102,11 +102,11 @@ def interrupt_after(monkeypatch, steps: int) -> None:
     real_step = CycleGAN.train_step
     calls = []
 
-    def step(self, real_A, real_B):
+    def step(self, batch):
         calls.append(1)
         if len(calls) == steps:
             signal.raise_signal(signal.SIGINT)
-        return real_step(self, real_A, real_B)
+        return real_step(self, batch)
 
     monkeypatch.setattr(CycleGAN, "train_step", step)
 
@@ -211,7 +211,7 @@ def test_cli_run_end_to_end_and_dry_run(tmp_path):
     ]
     dry = runner.invoke(cli, [*args, "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "crop_size = 64" in dry.output and "# G_A: generator 'resnet6'" in dry.output
+    assert "crop_size = 64" in dry.output and "# model.generator: generator 'resnet6'" in dry.output
     assert not (tmp_path / "q").exists()
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -312,18 +312,18 @@ def test_figure4_recipes():
 
 
 def test_collapse_warning_reaches_the_log(tmp_path, monkeypatch):
-    real_translate = CycleGAN.translate
+    real_translate = CycleGAN.sample_images
 
     calls = []
 
-    def collapsing_from_the_second_sample(self, real_A, real_B):
-        images = real_translate(self, real_A, real_B)
+    def collapsing_from_the_second_sample(self, batch):
+        images = real_translate(self, batch)
         calls.append(1)
         if len(calls) >= 2:
             images["fake_B"] = images["fake_B"].mean(0, keepdim=True).expand_as(images["fake_B"]).clone()
         return images
 
-    monkeypatch.setattr(CycleGAN, "translate", collapsing_from_the_second_sample)
+    monkeypatch.setattr(CycleGAN, "sample_images", collapsing_from_the_second_sample)
     with pytest.warns(RuntimeWarning, match="step 4: generator G_A may have collapsed"):
         run = i2i_core.train(tiny(tmp_path, "train.steps=6", "output.sample_every=2"), show_progress=False).run_dir
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -1,4 +1,5 @@
-"""One CycleGAN optimisation step, in the reference's order (Zhu et al., 2017).
+"""The CycleGAN method (Zhu et al., 2017): two generators, two discriminators, two image pools; one step in the
+reference's order.
 
 Names: ``G_A`` maps A -> B and ``D_A`` judges domain B; ``G_B`` maps B -> A and ``D_B`` judges domain A.
 """
@@ -7,26 +8,35 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from i2i_core.compute_copy import ComputeCopy
-from i2i_core.image_pool import ImagePool
+from i2i_core.method import (
+    Batch,
+    Method,
+    Translation,
+    fp32_loss,
+    load_optimizer_state,
+    optimizer_state,
+    set_requires_grad,
+)
 from i2i_core.precision import autocast
+from i2i_cyclegan.image_pool import ImagePool
+
+if TYPE_CHECKING:
+    from i2i_core.autotune import Layout
+    from i2i_core.recipe import Recipe
 
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+#: Each network and the kind of component it is (also its table in the recipe: ``model.generator``...).
+NETWORK_KINDS = {"G_A": "generator", "G_B": "generator", "D_A": "discriminator", "D_B": "discriminator"}
 
 
-def _set_requires_grad(nets: tuple[nn.Module, ...], flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
-
-
-class CycleGAN:
+class CycleGAN(Method):
     """Four networks, their two Adam optimisers and two image pools; :meth:`train_step` does one step.
 
     Args:
@@ -41,6 +51,73 @@ class CycleGAN:
             or ``fp16`` (autocast with loss scaling); the weights the optimisers step stay fp32.
         channels_last: run the compute copies channels-last (the default with bf16).
     """
+
+    recipe_defaults: ClassVar[dict[str, Any]] = {
+        "model": {
+            "discriminator": {"name": "vanilla", "init_from": ""},
+            # per-network starting weights, when the two generators (or discriminators) start differently
+            **{net: {"init_from": ""} for net in NETWORK_KINDS},
+        },
+        "loss": {
+            "gan": {"name": "lsgan"},
+            "cycle": {"name": "l1", "weight": 10.0},
+            "identity": {"name": "l1", "weight": 5.0},
+        },
+        "train": {"pool_size": 50},
+    }
+    component_tables: ClassVar[dict[tuple[str, ...], tuple[str, str]]] = {
+        ("model", "discriminator"): ("discriminator", "name"),
+        ("loss", "gan"): ("loss", "name"),
+        ("loss", "cycle"): ("loss", "name"),
+        ("loss", "identity"): ("loss", "name"),
+    }
+    loss_roles: ClassVar[dict[tuple[str, ...], str]] = {
+        ("loss", "gan"): "gan",
+        ("loss", "cycle"): "reconstruction",
+        ("loss", "identity"): "reconstruction",
+    }
+    network_tables = (("model", "discriminator"),)
+    loss_names = LOSS_NAMES
+    shown_losses = ("G_A", "G_B", "D_A", "D_B")
+    discriminator_losses = ("D_A", "D_B")
+    translations: ClassVar[dict[str, Translation]] = {
+        "AtoB": Translation("G_A", "real_A", "fake_B"),
+        "BtoA": Translation("G_B", "real_B", "fake_A"),
+    }
+    sample_columns = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, device: torch.device, layout: Layout) -> CycleGAN:
+        specs = {
+            net: (kind, recipe[f"model.{kind}.name"], recipe.component_options("model", kind))
+            for net, kind in NETWORK_KINDS.items()
+        }
+        nets = {net: recipe.create("model", kind) for net, (kind, _, _) in specs.items()}  # errors name the table
+        method = cls(
+            **nets,
+            gan_loss=recipe.create("loss", "gan"),
+            cycle_loss=recipe.create("loss", "cycle"),
+            identity_loss=recipe.create("loss", "identity"),
+            cycle_weight=recipe["loss.cycle.weight"],
+            identity_weight=recipe["loss.identity.weight"],
+            lr=recipe["train.lr"],
+            betas=tuple(recipe["train.betas"]),
+            pool_size=recipe["train.pool_size"],
+            seed=recipe["train.seed"],
+            precision=layout.precision,
+            device=device,
+            channels_last=layout.channels_last,
+        )
+        method.network_specs = specs
+        return method
+
+    @classmethod
+    def check_recipe(cls, values: Mapping[str, Any], fail: Any) -> None:
+        if values["train"]["pool_size"] < 0:
+            fail("train.pool_size", f"must be >= 0, got {values['train']['pool_size']}")
+        for key in ("cycle", "identity"):
+            if values["loss"][key]["weight"] < 0:
+                fail(f"loss.{key}.weight", f"must be >= 0, got {values['loss'][key]['weight']}")
 
     def __init__(
         self,
@@ -74,6 +151,7 @@ class CycleGAN:
         self.opt_D = torch.optim.Adam(discriminators, lr, betas, fused=True)
         self.pool_A = ImagePool(pool_size, seed=seed * 2 + 1)  # fakes of domain A, for D_B
         self.pool_B = ImagePool(pool_size, seed=seed * 2 + 2)  # fakes of domain B, for D_A
+        self.network_specs = {net: (kind, "", {}) for net, kind in NETWORK_KINDS.items()}  # from_recipe names them
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
         self.copies = {
             name: ComputeCopy.for_precision(net, precision, channels_last) for name, net in self.networks.items()
@@ -114,19 +192,24 @@ class CycleGAN:
         for name in names:
             self.copies[name].push_gradients()
 
-    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
-        """One step on a batch of each domain, (B, 3, H, W) in [-1, 1]; returns the eight weighted losses."""
+    def reseed(self, seed: int, rank: int, step: int) -> None:
+        for i, pool in enumerate((self.pool_A, self.pool_B)):
+            pool.rng.seed(seed * 2 + i + 1_000_003 * rank + step)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """One step on ``batch["A"]`` and ``batch["B"]``, (B, 3, H, W) in [-1, 1]; returns the eight weighted
+        losses."""
         self._pull_weights(*self.networks)
-        real_A, real_B = self._prepare(real_A), self._prepare(real_B)
+        real_A, real_B = self._prepare(batch["A"]), self._prepare(batch["B"])
         losses = self._generator_step(real_A, real_B)
         losses.update(self._discriminator_step(real_A, real_B, losses.pop("fake_A"), losses.pop("fake_B")))
         return {name: float(losses[name]) for name in LOSS_NAMES}
 
-    def discriminator_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+    def pretrain_step(self, batch: Batch) -> dict[str, float]:
         """Train only the discriminators, against the generators' current outputs (which stay unchanged);
         the image pools fill as usual. Returns ``D_A`` and ``D_B``."""
         self._pull_weights(*self.networks)
-        real_A, real_B = self._prepare(real_A), self._prepare(real_B)
+        real_A, real_B = self._prepare(batch["A"]), self._prepare(batch["B"])
         with torch.no_grad(), autocast(self.precision, self.device):
             fake_B, fake_A = self.copies["G_A"].module(real_A), self.copies["G_B"].module(real_B)
         losses = self._discriminator_step(real_A, real_B, fake_A, fake_B)
@@ -152,7 +235,7 @@ class CycleGAN:
 
     def _generator_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, Any]:
         frozen = (self.copies["D_A"].module, self.copies["D_B"].module)
-        _set_requires_grad(frozen, False)
+        set_requires_grad(frozen, False)
         self.opt_G.zero_grad(set_to_none=True)
         G_A, G_B = self.trained["G_A"], self.trained["G_B"]
         D_A, D_B = frozen  # frozen, they run unwrapped: they get no gradients to average in this step
@@ -181,7 +264,7 @@ class CycleGAN:
         self._backward(losses["G_B"] + losses["cycle_B"])
         self._push_gradients("G_A", "G_B")
         self.scaler.step(self.opt_G)
-        _set_requires_grad(frozen, True)
+        set_requires_grad(frozen, True)
         losses = {k: v.detach() for k, v in losses.items()}
         losses.update(fake_A=fake_A.detach(), fake_B=fake_B.detach())
         return losses
@@ -207,16 +290,12 @@ class CycleGAN:
         self.scaler.update()
         return {"D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
 
-    @staticmethod
-    def _loss(loss: Callable[..., torch.Tensor], prediction: torch.Tensor, target: Any) -> torch.Tensor:
-        """Losses are computed in fp32 whatever precision the networks ran in."""
-        if isinstance(target, torch.Tensor):
-            target = target.float()
-        return loss(prediction.float(), target)
+    _loss = staticmethod(fp32_loss)
 
     @torch.no_grad()
-    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+    def sample_images(self, batch: Batch) -> dict[str, torch.Tensor]:
         """fake/rec images of both directions, in eval mode, for sample grids."""
+        real_A, real_B = batch["A"], batch["B"]
         self._pull_weights("G_A", "G_B")
         G_A, G_B = self.copies["G_A"].module, self.copies["G_B"].module
         self.train(False)
@@ -228,3 +307,26 @@ class CycleGAN:
         finally:
             self.train(True)
         return {k: v.float().contiguous().clamp(-1, 1) for k, v in images.items()}
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors: dict[str, torch.Tensor] = {}
+        state: dict[str, Any] = {}
+        for prefix, optimizer in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
+            opt_tensors, state[f"{prefix}.param_groups"] = optimizer_state(prefix, optimizer)
+            tensors.update(opt_tensors)
+        for prefix, pool in (("pool_A", self.pool_A), ("pool_B", self.pool_B)):
+            pool_tensors, state[prefix] = pool.state_dict()
+            tensors.update({f"{prefix}.{k}": v.cpu() for k, v in pool_tensors.items()})
+        state["scaler"] = self.scaler.state_dict()
+        return tensors, state
+
+    def load_state_dict(self, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]) -> None:
+        for prefix, optimizer in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
+            load_optimizer_state(prefix, optimizer, tensors, state[f"{prefix}.param_groups"])
+        for prefix, pool in (("pool_A", self.pool_A), ("pool_B", self.pool_B)):
+            pool_tensors = {
+                k[len(prefix) + 1 :]: v.to(self.device) for k, v in tensors.items() if k.startswith(prefix + ".")
+            }
+            pool.load_state_dict(pool_tensors, state[prefix])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,105 @@
+"""A third party's training method, as docs/plugins.md writes it, trains and translates through the engine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import i2i_core
+from i2i_core.cli import cli
+from i2i_core.errors import I2IError
+
+DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"
+
+
+def docs_block(first_line: str) -> str:
+    """The ```python or ```toml block of docs/plugins.md that starts with ``first_line``."""
+    for match in re.finditer(r"^```(?:python|toml)\n(.*?)^```$", DOCS.read_text(), re.S | re.M):
+        if match.group(1).startswith(first_line + "\n"):
+            return match.group(1)
+    raise AssertionError(f"docs/plugins.md has no block starting with {first_line!r}")
+
+
+@pytest.fixture
+def onesided(i2i_plugin, tmp_path):
+    """The tutorial's method plugin, registered for one test."""
+    path = tmp_path / "i2i_onesided.py"
+    path.write_text(docs_block("# src/i2i_onesided/__init__.py"))
+    spec = importlib.util.spec_from_file_location("i2i_onesided", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    info = i2i_plugin(module, "onesided")
+    assert info.error is None and info.hooks == ["register_methods"]
+    return module
+
+
+def test_the_tutorial_method_trains_resumes_and_translates_through_the_cli(onesided, i2i_tiny_recipe, tmp_path):
+    recipe = i2i_tiny_recipe(overrides={"method": "onesided", "loss.content.weight": 5.0})
+    assert recipe["method"] == "onesided" and "pool_size" not in recipe["train"]
+    assert recipe.notes == [
+        "method: changed from cyclegan to onesided by --set; dropped the keys only cyclegan reads: train.pool_size"
+    ]
+    path = tmp_path / "onesided.toml"
+    path.write_text(recipe.to_toml())
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run = Path(recipe["output.dir"])
+    checkpoint = run / "checkpoints" / "step_0000002"
+    assert sorted(p.name for p in checkpoint.iterdir()) == [
+        "D.safetensors",
+        "G.safetensors",
+        "state.json",
+        "state.safetensors",
+    ]
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["method"] == "onesided" and state["exports"] == {"AtoB": "G"}
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"G", "content", "D"} <= set(lines[-1])
+
+    resumed = runner.invoke(cli, ["run", str(path), "--no-progress", "--set", "train.steps=3"])
+    assert resumed.exit_code == 0 and "Resuming" in resumed.output and "at step 3" in resumed.output, resumed.output
+
+    out = tmp_path / "out"
+    photo = next((Path(recipe["data.root"]) / "testA").iterdir())
+    translated = runner.invoke(cli, ["translate", str(photo), "-c", str(run), "-o", str(out)])
+    assert translated.exit_code == 0, translated.output
+    assert len(list(out.iterdir())) == 1
+    refused = runner.invoke(
+        cli, ["translate", str(photo), "-c", str(run), "-o", str(tmp_path / "out2"), "--direction", "BtoA"]
+    )
+    assert refused.exit_code != 0 and "translates only AtoB, not BtoA" in refused.output
+
+
+def test_the_tutorial_test_passes(onesided, i2i_tiny_recipe):
+    namespace: dict = {}
+    exec(docs_block("# tests/test_onesided.py"), namespace)
+    namespace["test_trains_and_translates"](i2i_tiny_recipe)
+
+
+def test_a_key_of_another_method_is_refused_naming_it(onesided, i2i_tiny_recipe):
+    with pytest.raises(I2IError, match=r"unknown key 'loss.cycle'.*It is a key of method 'cyclegan'"):
+        i2i_tiny_recipe(overrides={"method": "onesided", "loss.cycle.weight": 1.0})
+
+
+def test_an_unknown_method_gets_a_suggestion(i2i_tiny_recipe):
+    with pytest.raises(I2IError, match=r"method: unknown method 'cyclegna'\. Did you mean 'cyclegan'\?"):
+        i2i_tiny_recipe(overrides={"method": "cyclegna"})
+
+
+def test_a_run_folder_of_another_method_is_refused_and_kept(onesided, i2i_tiny_recipe):
+    first = i2i_core.train(i2i_tiny_recipe(), show_progress=False)
+    other = i2i_tiny_recipe(overrides={"method": "onesided", "output.dir": str(first.run_dir)})
+    with pytest.raises(I2IError, match=r"a checkpoint of method 'cyclegan', but the recipe trains 'onesided'"):
+        i2i_core.train(other, show_progress=False)
+    assert [p.name for p in (first.run_dir / "checkpoints").iterdir()] == ["step_0000002"]  # nothing set aside
+
+
+def test_pretraining_is_refused_for_a_method_without_it(onesided, i2i_tiny_recipe):
+    with pytest.raises(I2IError, match=r"train.d_pretrain_steps must be 0: method 'onesided' has no discriminator"):
+        i2i_tiny_recipe(overrides={"method": "onesided", "train.d_pretrain_steps": 2})
