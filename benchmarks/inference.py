@@ -34,7 +34,7 @@ def measure(kind: str, precision: str, seconds: float) -> dict:
     from PIL import Image
 
     from i2i_core.images import load_rgb
-    from i2i_core.translate import load_translator
+    from i2i_core.infer.translate import load_translator
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

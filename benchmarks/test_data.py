@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch.utils.data import DataLoader
 
 from i2i_core.bench import bench_recipe
-from i2i_core.training import build_dataset
+from i2i_core.training.build import build_dataset
 
 
 def test_data_pipeline(benchmark, measure, side):

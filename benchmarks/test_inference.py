@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import i2i_core
-from i2i_core.translate import load_translator
+from i2i_core.infer.translate import load_translator
 
 PHOTOS = Path(__file__).parents[1] / "plugins" / "i2i_datasets" / "data" / "mini-photo2cartoon" / "testA"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from i2i_core.bench import bench_recipe, count_flops
-from i2i_core.training import build_trainer
+from i2i_core.training.build import build_trainer
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -13,11 +13,12 @@ Plugin authors implement hooks marked with :data:`i2i_core.hookimpl`.
 
 from i2i_core.checkpoint import load_component, save_component
 from i2i_core.errors import CheckpointError, I2IError, PluginError, UnknownComponentError
-from i2i_core.hookspecs import hookimpl
+from i2i_core.host.hookspecs import hookimpl
+from i2i_core.host.registry import Component, create, get_component, list_components
+from i2i_core.infer.translate import Translator, load_translator
 from i2i_core.recipe import Recipe, load_recipe
-from i2i_core.registry import Component, create, get_component, list_components
-from i2i_core.training import TrainResult, build_trainer, train
-from i2i_core.translate import Translator, load_translator
+from i2i_core.training.build import build_trainer
+from i2i_core.training.loop import TrainResult, train
 from i2i_core.version import __version__
 
 __all__ = [

@@ -10,8 +10,8 @@ import click
 
 from i2i_core.assignments import parse_assignment
 from i2i_core.errors import PluginError
+from i2i_core.host.registry import create
 from i2i_core.images import load_rgb, to_tensor
-from i2i_core.registry import create
 
 
 def unique_labels(paths: Sequence[str | Path]) -> list[str]:

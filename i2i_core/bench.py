@@ -20,13 +20,13 @@ import click
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from i2i_core.autotune import cpu_class, processor
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import I2IError
+from i2i_core.host.registry import create
 from i2i_core.precision import DTYPES, resolve_device, resolve_precision
 from i2i_core.recipe import Recipe, load_recipe, recipe_from_dict
-from i2i_core.registry import create
-from i2i_core.training import build_trainer, compute_layout
+from i2i_core.training.autotune import cpu_class, processor
+from i2i_core.training.build import build_trainer, compute_layout
 
 #: The convolution that dominates a CycleGAN step: ResNet-9's bottleneck, 3x3, 256 -> 256 channels at 64x64.
 PEAK_CONV = {"channels": 256, "side": 64, "kernel": 3}
@@ -75,19 +75,28 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return counter.get_total_flops()
 
 
-def bench_recipe(path: str | Path | None, size: int, precision: str, device: str = "auto") -> Recipe:
-    """``path``'s recipe (the built-in defaults, the paper's networks, when None) at ``size`` and ``precision``."""
-    overrides = {
-        "data.crop_size": size,
-        "data.load_size": size + size // 8,
-        "train.precision": precision,
-        "train.device": device,
-    }
+def bench_recipe(
+    path: str | Path | None, size: int, precision: str, device: str = "auto", method: str | None = None
+) -> Recipe:
+    """``path``'s recipe (the built-in defaults, the paper's networks, when None) at ``size`` and ``precision``,
+    trained by ``method`` when given (the method's own keys replace the recipe's)."""
+    overrides: dict[str, Any] = {"method": method} if method else {}
+    overrides.update(
+        {
+            "data.crop_size": size,
+            "data.load_size": size + size // 8,
+            "train.precision": precision,
+            "train.device": device,
+        }
+    )
     if path is None:
         values: dict[str, Any] = {"name": "bench"}
         for dotted, value in overrides.items():
-            section, key = dotted.split(".")
-            values.setdefault(section, {})[key] = value
+            *tables, key = dotted.split(".")
+            node = values
+            for table in tables:
+                node = node.setdefault(table, {})
+            node[key] = value
         return recipe_from_dict(values, "bench")
     return load_recipe(path, overrides)
 
@@ -95,7 +104,9 @@ def bench_recipe(path: str | Path | None, size: int, precision: str, device: str
 def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
     """Seconds per training step on random images (one warm-up step, then the mean of ``steps``), FLOPs per
     step, and this process's peak RSS."""
-    trainer = build_trainer(recipe)
+    device = resolve_device(recipe["train.device"])
+    layout = compute_layout(recipe, device)
+    trainer = build_trainer(recipe, device, layout)
     size, batch = recipe["data.crop_size"], recipe["train.batch_size"]
     a, b = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(2))
     flops = count_flops(lambda: trainer.train_step({"A": a, "B": b}))  # also the warm-up step
@@ -106,8 +117,9 @@ def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
     synchronize(trainer.device)
     seconds = (time.perf_counter() - start) / steps
     return {
+        "method": recipe["method"],
         "size": size,
-        "precision": trainer.precision,
+        "precision": layout.precision,
         "device": str(trainer.device),
         "s_per_step": seconds,
         "tflop_per_step": flops / 1e12,
@@ -141,19 +153,23 @@ def peak_rss_mb() -> float:
 
 
 def machine() -> str:
-    """The processor (or GPU), its class (see :func:`i2i_core.autotune.cpu_class`), threads and the torch version."""
+    """The processor (or GPU), its class (see :func:`i2i_core.precision.cpu_class`), threads and the torch version."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
     units = "bf16 units" if cpu_class() in ("AMX", "AVX512-BF16") else "no bf16 units"
     return f"{processor()}, CPU class {cpu_class()} ({units}), {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def measure_in_subprocess(recipe_path: str | None, size: int, precision: str, device: str, steps: int) -> dict:
+def measure_in_subprocess(
+    recipe_path: str | None, size: int, precision: str, device: str, steps: int, method: str | None = None
+) -> dict:
     """:func:`measure_train_step` in a fresh Python process, so its peak RSS is its own."""
-    args = json.dumps({"recipe": recipe_path, "size": size, "precision": precision, "device": device, "steps": steps})
-    done = subprocess.run([sys.executable, "-m", "i2i_core.bench", args], capture_output=True, text=True)
+    args = {"recipe": recipe_path, "size": size, "precision": precision, "device": device, "steps": steps}
+    done = subprocess.run(
+        [sys.executable, "-m", "i2i_core.bench", json.dumps({**args, "method": method})], capture_output=True, text=True
+    )
     if done.returncode:
-        raise I2IError(f"benchmark of {size}px {precision} failed:\n{done.stderr[-2000:]}")
+        raise I2IError(f"benchmark of {method or 'the recipe'} at {size}px {precision} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -170,10 +186,22 @@ def measure_in_subprocess(recipe_path: str | None, size: int, precision: str, de
 @click.option(
     "--steps", type=click.IntRange(min=1), default=3, show_default=True, help="Timed steps (after one warm-up)."
 )
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    help="Train with this method instead of the recipe's (cyclegan, cut, fastcut...); repeat to compare them.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def bench_command(
-    recipe: str | None, sizes: tuple[int, ...], precisions: tuple[str, ...], steps: int, device: str, as_json: bool
+    recipe: str | None,
+    sizes: tuple[int, ...],
+    precisions: tuple[str, ...],
+    methods: tuple[str, ...],
+    steps: int,
+    device: str,
+    as_json: bool,
 ) -> None:
     """Measure this machine: convolution peak, training-step time, TFLOP/s, % of peak, peak memory.
 
@@ -181,13 +209,20 @@ def bench_command(
     training configuration runs in a fresh process, so its peak RSS is its own (it includes the PyTorch runtime).
     """
     sizes, precisions = sizes or (256, 128), precisions or ("fp32", "bf16")
+    chosen: tuple[str | None, ...] = methods or (None,)
     torch_device = resolve_device(device)
-    for size in sizes:  # a recipe mistake is reported here, before any measurement
-        for precision in precisions:
-            bench_recipe(recipe, size, precision, device)
+    for method in chosen:  # a recipe mistake is reported here, before any measurement
+        for size in sizes:
+            for precision in precisions:
+                bench_recipe(recipe, size, precision, device, method)
     auto = compute_layout(bench_recipe(recipe, sizes[0], "auto", device), torch_device)
     peaks = {p: conv_peak(DTYPES[p], torch_device) for p in precisions}
-    rows = [measure_in_subprocess(recipe, size, p, device, steps) for size in sizes for p in precisions]
+    rows = [
+        measure_in_subprocess(recipe, size, p, device, steps, method)
+        for size in sizes
+        for method in chosen
+        for p in precisions
+    ]
     for row in rows:
         row["pct_of_peak"] = 100 * row["tflops"] / peaks[row["precision"]]
     forward = {p: generator_images_per_second(bench_recipe(recipe, sizes[0], p, device)) for p in precisions}
@@ -214,11 +249,11 @@ def bench_command(
         f"Convolution peak ({k}x{k}, {c} channels, {s}x{s}, channels-last): "
         + ", ".join(f"{p} {t:.2f} TFLOP/s" for p, t in peaks.items())
     )
-    click.echo("\n| size | precision | s / step | TFLOP / step | TFLOP/s | % of peak | peak RSS (MB) |")
-    click.echo("|---|---|---|---|---|---|---|")
+    click.echo("\n| method | size | precision | s / step | TFLOP / step | TFLOP/s | % of peak | peak RSS (MB) |")
+    click.echo("|---|---|---|---|---|---|---|---|")
     for r in rows:
         click.echo(
-            f"| {r['size']} | {r['precision']} | {r['s_per_step']:.3f} | {r['tflop_per_step']:.3f} | "
+            f"| {r['method']} | {r['size']} | {r['precision']} | {r['s_per_step']:.3f} | {r['tflop_per_step']:.3f} | "
             f"{r['tflops']:.3f} | {r['pct_of_peak']:.0f}% | {r['peak_rss_mb']:.0f} |"
         )
     click.echo(
@@ -229,7 +264,7 @@ def bench_command(
 
 def main(argv: list[str]) -> None:
     args = json.loads(argv[0])
-    recipe = bench_recipe(args["recipe"], args["size"], args["precision"], args["device"])
+    recipe = bench_recipe(args["recipe"], args["size"], args["precision"], args["device"], args.get("method"))
     print(json.dumps(measure_train_step(recipe, args["steps"])))
 
 

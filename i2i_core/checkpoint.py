@@ -21,8 +21,8 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from i2i_core.errors import CheckpointError, I2IError, UnknownComponentError
+from i2i_core.host.registry import create, get_component
 from i2i_core.recipe import DEFAULT_METHOD, check_option_types
-from i2i_core.registry import create, get_component
 from i2i_core.version import __version__
 
 COMPONENT_FORMAT = "i2i-component/1"

@@ -17,14 +17,15 @@ from i2i_core.analyze import analyze_command
 from i2i_core.assignments import parse_assignment
 from i2i_core.bench import bench_command
 from i2i_core.errors import I2IError
-from i2i_core.export import export_onnx
+from i2i_core.host.plugins import get_plugin_host
+from i2i_core.host.registry import KINDS, list_components
 from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
-from i2i_core.plugins import get_plugin_host
+from i2i_core.infer.export import export_onnx
+from i2i_core.infer.translate import expand_inputs, load_translator
 from i2i_core.precision import resolve_device
 from i2i_core.recipe import load_recipe
-from i2i_core.registry import KINDS, list_components
-from i2i_core.training import run_dir_of, train
-from i2i_core.translate import expand_inputs, load_translator
+from i2i_core.training.loop import train
+from i2i_core.training.run_folder import run_dir_of
 
 
 class I2IGroup(click.Group):
@@ -133,7 +134,7 @@ def plugins(as_json: bool, kind: str | None, show_plugins: bool) -> None:
     help="Component option, e.g. dropout=true or ngf=32 (repeatable).",
 )
 def import_weights_command(src: str, dst: str, source: str, arch: str, options: tuple[str, ...]) -> None:
-    """Convert a reference CycleGAN checkpoint SRC (.pth) into an i2i component checkpoint."""
+    """Convert a reference CycleGAN or CUT checkpoint SRC (.pth) into an i2i component checkpoint."""
     parsed = dict(parse_assignment(o) for o in options)
     path = import_weights(src, dst, arch=arch, source=source, options=parsed)
     click.echo(f"Wrote {REFERENCE_ARCHS[arch]} '{arch}' to {path}")
@@ -272,7 +273,7 @@ def translate(
     sub-paths in folders); refuse to replace inputs, or existing outputs without --overwrite."""
     from tqdm.auto import tqdm
 
-    from i2i_core.translate import plan_outputs
+    from i2i_core.infer.translate import plan_outputs
 
     found = expand_inputs(inputs)
     plan_outputs(found, out_dir, fmt, overwrite=overwrite)  # refuses a plan that would lose data, before any work

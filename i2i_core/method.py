@@ -7,7 +7,7 @@ torchrun, monitors, samples, reporters, ``i2i translate`` and ``i2i export``) kn
 so it runs any method without naming a network.
 
 Example:
-    >>> from i2i_core.registry import get_component
+    >>> from i2i_core.host.registry import get_component
     >>> cyclegan = get_component("method", "cyclegan").factory
     >>> sorted(cyclegan.translations), cyclegan.can_pretrain()
     (['AtoB', 'BtoA'], True)
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from i2i_core.autotune import Layout
     from i2i_core.recipe import Recipe
+    from i2i_core.training.autotune import Layout
 
 #: A batch of training data: ``{"A": (B, 3, H, W), "B": (B, 3, H, W)}`` in [-1, 1] (a dataset may add keys).
 Batch = Mapping[str, torch.Tensor]

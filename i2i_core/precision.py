@@ -1,5 +1,5 @@
 """Device, CPU class and numeric precision. ``resolve_precision`` resolves ``auto`` by CPU flags (inference, torchrun);
-training measures what is fastest (:mod:`i2i_core.autotune`)."""
+training measures what is fastest (:mod:`i2i_core.training.autotune`)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 It is registered as the ``pytest11`` entry point ``i2i`` (``pytest -p no:i2i`` turns it off). Fixtures:
 
 - ``i2i_plugin(plugin, name)``: register a plugin object (a module, a class instance with ``@hookimpl``
-  methods) for the duration of one test; returns its :class:`~i2i_core.plugins.PluginInfo`.
+  methods) for the duration of one test; returns its :class:`~i2i_core.host.plugins.PluginInfo`.
 - ``i2i_tiny_dataset``: a folder with ``trainA``, ``trainB``, ``testA`` and ``testB`` holding a few small real
   images from the shipped mini-photo2cartoon data.
 - ``i2i_tiny_recipe(generator=None, *, discriminator=None, overrides=None, **options)``: a
@@ -25,7 +25,7 @@ import pytest
 import tomli_w
 from PIL import Image
 
-from i2i_core.plugins import PluginHost, PluginInfo, get_plugin_host
+from i2i_core.host.plugins import PluginHost, PluginInfo, get_plugin_host
 from i2i_core.recipe import Recipe, load_recipe
 from i2i_core.testing import check_discriminator, check_generator
 

@@ -20,7 +20,7 @@ import torch
 
 from i2i_core.assignments import parse_assignment
 from i2i_core.errors import I2IError, did_you_mean
-from i2i_core.registry import Component, create, get_component, list_components
+from i2i_core.host.registry import Component, create, get_component, list_components
 
 if TYPE_CHECKING:
     from i2i_core.method import Method

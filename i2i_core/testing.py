@@ -28,7 +28,7 @@ from torch import nn
 
 from i2i_core.checkpoint import load_component, load_state_dict_checked, save_component
 from i2i_core.compute_copy import ComputeCopy
-from i2i_core.registry import Component, get_component
+from i2i_core.host.registry import Component, get_component
 
 Target = str | Component | nn.Module
 

@@ -1,4 +1,4 @@
-"""``i2i_core.autotune``: ``auto`` runs networks in the layout measured fastest on this machine, measured once."""
+"""``i2i_core.training.autotune``: ``auto`` runs networks in the layout measured fastest on this machine, measured once."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from i2i_core import autotune
-from i2i_core.autotune import Layout, choose_layout
 from i2i_core.precision import cpu_class
 from i2i_core.recipe import recipe_from_dict
-from i2i_core.training import compute_layout
+from i2i_core.training import autotune
+from i2i_core.training.autotune import Layout, choose_layout
+from i2i_core.training.build import compute_layout
 
 CPU = torch.device("cpu")
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from i2i_core.bench import bench_recipe, conv_peak, count_flops
 from i2i_core.cli import cli
 from i2i_core.precision import cpu_class
-from i2i_core.training import build_trainer
+from i2i_core.training.build import build_trainer
 
 TINY = str(Path(__file__).parent / "recipes" / "tiny.toml")
 

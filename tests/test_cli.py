@@ -178,7 +178,7 @@ def test_run_forwards_every_option_to_torchrun_but_nproc():
     from i2i_core.cli import _command_line, run
 
     given = ["r.toml", "--set", "a=1", "--set", "b='x y'", "--restart", "--no-progress", "--nproc", "2"]
-    assert _command_line(run.make_context("run", given), leave_out={"nproc"}) == given[:-2]
+    assert _command_line(run.make_context("run", list(given)), leave_out={"nproc"}) == given[:-2]
     assert _command_line(run.make_context("run", ["r.toml", "--progress"]), leave_out={"nproc"}) == [
         "r.toml",
         "--progress",

@@ -25,7 +25,7 @@ RANK_SCRIPT = textwrap.dedent(
     """
     import os, sys
     from safetensors.torch import save_file
-    import i2i_core, i2i_core.training as training
+    import i2i_core, i2i_core.training.loop as training
 
     built = []
     real_build = training.build_trainer

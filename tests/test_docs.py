@@ -8,14 +8,14 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from i2i_core import hookspecs
-from i2i_core.plugins import get_plugin_host
+from i2i_core.host import hookspecs
+from i2i_core.host.plugins import get_plugin_host
 
 DOCS = Path(__file__).parents[1] / "docs"
 
 
 def hook_names() -> list[str]:
-    """Every hook declared in :mod:`i2i_core.hookspecs`, as pluggy sees it."""
+    """Every hook declared in :mod:`i2i_core.host.hookspecs`, as pluggy sees it."""
     pm = pluggy.PluginManager("i2i")
     pm.add_hookspecs(hookspecs)
     return sorted(name for name, caller in vars(pm.hook).items() if isinstance(caller, pluggy.HookCaller))

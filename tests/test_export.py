@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import i2i_core
 from i2i_core.cli import cli
 from i2i_core.errors import I2IError
-from i2i_core.export import export_onnx
+from i2i_core.infer.export import export_onnx
 
 
 @pytest.fixture(scope="module")

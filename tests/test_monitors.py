@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from i2i_core.monitors import CollapseMonitor, DiscriminatorMonitor, output_diversity
+from i2i_core.training.monitors import CollapseMonitor, DiscriminatorMonitor, output_diversity
 
 
 def test_diversity_of_identity_constant_and_scaled_outputs():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import i2i_core
-from i2i_core.plugins import PluginHost, reset_plugins
+from i2i_core.host.plugins import PluginHost, reset_plugins
 
 THIRD_PARTY_GENERATOR = '''
 """A third-party i2i plugin providing a generator."""

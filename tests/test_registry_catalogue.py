@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 import i2i_core
-from i2i_core.plugins import get_plugin_host
+from i2i_core.host.plugins import get_plugin_host
 
 CATALOGUE = tomllib.loads((Path(__file__).parents[1] / "registry.toml").read_text())["plugins"]
 

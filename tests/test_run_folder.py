@@ -18,10 +18,10 @@ from i2i_cyclegan import CycleGAN
 from safetensors.torch import load_file
 
 import i2i_core
-import i2i_core.training
+import i2i_core.training.loop
 from i2i_core.checkpoint import list_checkpoints
 from i2i_core.cli import cli
-from i2i_core.training_checkpoint import (
+from i2i_core.training.state import (
     Progress,
     load_training_checkpoint,
     save_training_checkpoint,
@@ -151,7 +151,7 @@ def test_rerunning_a_finished_run_rewrites_nothing(tmp_path, monkeypatch):
     def no_save(*args, **kwargs):
         raise AssertionError("a finished run saved its checkpoint again")
 
-    monkeypatch.setattr(i2i_core.training, "save_training_checkpoint", no_save)
+    monkeypatch.setattr(i2i_core.training.loop, "save_training_checkpoint", no_save)
     result = i2i_core.train(recipe, show_progress=False)
     assert result.steps == 2 and result.checkpoint == run / "checkpoints" / "step_0000002"
     assert logged_steps(run) == [1, 2]

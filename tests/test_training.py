@@ -21,7 +21,7 @@ import i2i_core
 import i2i_core.importers
 from i2i_core.checkpoint import list_checkpoints
 from i2i_core.cli import cli
-from i2i_core.training import Schedule, linear_decay
+from i2i_core.training.schedule import Schedule, linear_decay
 
 TINY = Path(__file__).parent / "recipes" / "tiny.toml"
 
@@ -154,7 +154,7 @@ def test_restart_starts_over(tmp_path):
 
 def test_crash_while_writing_a_checkpoint_keeps_the_last_complete_one(tmp_path, monkeypatch):
     i2i_core.train(tiny(tmp_path, "train.steps=4"), show_progress=False)
-    import i2i_core.training_checkpoint as tc
+    import i2i_core.training.state as tc
 
     real_save = tc.save_component
     calls = []

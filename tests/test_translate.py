@@ -18,8 +18,8 @@ import i2i_core
 from i2i_core.cli import cli
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.images import load_rgb, to_tensor
-from i2i_core.tiling import run_tiled, translate_tensor
-from i2i_core.translate import expand_inputs, generator_checkpoint, load_translator, plan_outputs
+from i2i_core.infer.tiling import run_tiled, translate_tensor
+from i2i_core.infer.translate import expand_inputs, generator_checkpoint, load_translator, plan_outputs
 
 DATA = Path(__file__).parents[1] / "plugins" / "i2i_datasets" / "data" / "mini-photo2cartoon"
 PHOTO = sorted((DATA / "testA").iterdir())[0]
@@ -318,7 +318,7 @@ def test_batches_respect_the_memory_budget(generator_file, tmp_path):
 MEASURE_PEAK = """
 import resource, sys
 from pathlib import Path
-from i2i_core.translate import load_translator
+from i2i_core.infer.translate import load_translator
 
 checkpoint, folder, budget = sys.argv[1:]
 t = load_translator(checkpoint, device="cpu", precision="fp32", max_memory=int(budget))

@@ -25,11 +25,12 @@ from i2i_core.method import (
     set_requires_grad,
 )
 from i2i_core.precision import autocast
+from i2i_core.seeds import rank_seed
 from i2i_cyclegan.image_pool import ImagePool
 
 if TYPE_CHECKING:
-    from i2i_core.autotune import Layout
     from i2i_core.recipe import Recipe
+    from i2i_core.training.autotune import Layout
 
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
 #: Each network and the kind of component it is (also its table in the recipe: ``model.generator``...).
@@ -194,7 +195,7 @@ class CycleGAN(Method):
 
     def reseed(self, seed: int, rank: int, step: int) -> None:
         for i, pool in enumerate((self.pool_A, self.pool_B)):
-            pool.rng.seed(seed * 2 + i + 1_000_003 * rank + step)
+            pool.rng.seed(rank_seed(seed * 2, rank, step, stream=i))
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One step on ``batch["A"]`` and ``batch["B"]``, (B, 3, H, W) in [-1, 1]; returns the eight weighted

@@ -38,7 +38,8 @@ def register_discriminators(register: Register) -> None:
 def register_losses(register: Register) -> None:
     """Register losses. Pass ``role="gan"`` for ``loss(prediction, target_is_real) -> scalar``
     or ``role="reconstruction"`` for ``loss(x, y) -> scalar``, or ``role="contrastive"`` for
-    ``loss(query, key) -> scalar`` over (N, D) embeddings of matching patches."""
+    ``loss(query, key) -> scalar`` over (N, D) or (B, N, D) embeddings of matching patches (row i of ``query``
+    matches row i of ``key``; the other rows of the same image are the negatives)."""
 
 
 @hookspec

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from i2i_core.errors import I2IError, PluginError, UnknownComponentError, did_you_mean
-from i2i_core.plugins import PluginHost, get_plugin_host
+from i2i_core.host.plugins import PluginHost, get_plugin_host
 
 #: Component kinds and the hook that registers each.
 HOOKS: dict[str, str] = {

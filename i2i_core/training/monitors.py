@@ -78,6 +78,6 @@ class DiscriminatorMonitor:
                 messages.append(
                     f"step {step}: discriminator {name}'s loss has stayed near zero (mean {mean:.2e} over the last "
                     f"{self.window} steps): it wins every time and its generator learns little. Try a smaller "
-                    "discriminator (ndf, n_layers), an image pool (train.pool_size), or a lower train.lr."
+                    "discriminator (ndf, n_layers), a lower train.lr, or (CycleGAN) an image pool, train.pool_size."
                 )
         return messages

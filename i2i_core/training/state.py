@@ -47,6 +47,13 @@ class Progress:
     epoch: int = 0
     batch_in_epoch: int = 0
 
+    def advance(self, steps_per_epoch: int) -> None:
+        """Count one step done, moving on to the next epoch after its ``steps_per_epoch``-th batch."""
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch == steps_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)

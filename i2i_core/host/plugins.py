@@ -14,7 +14,7 @@ from importlib import metadata
 
 import pluggy
 
-from i2i_core import hookspecs
+from i2i_core.host import hookspecs
 
 ENTRY_POINT_GROUP = "i2i"
 ALLOW_LIST_ENV = "I2I_PLUGINS"

@@ -21,8 +21,8 @@ from i2i_core.checkpoint import atomic_write_bytes, generator_file, load_compone
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.images import IMAGE_EXTENSIONS, BadImageError, find_images, load_rgb, to_image, to_tensor
+from i2i_core.infer.tiling import translate_tensor
 from i2i_core.precision import autocast, resolve_device, resolve_precision
-from i2i_core.tiling import translate_tensor
 
 DIRECTIONS = ("AtoB", "BtoA")
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}

@@ -12,7 +12,7 @@ import torch
 
 from i2i_core.checkpoint import atomic_write_bytes
 from i2i_core.errors import I2IError
-from i2i_core.translate import load_generator
+from i2i_core.infer.translate import load_generator
 
 
 @dataclass
