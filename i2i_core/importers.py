@@ -12,9 +12,10 @@ from safetensors.torch import load_file
 
 from i2i_core.checkpoint import load_state_dict_checked, save_component
 from i2i_core.errors import CheckpointError, I2IError, did_you_mean
-from i2i_core.registry import create
+from i2i_core.host.registry import create
 
-#: Reference CycleGAN architectures (its --netG / --netD names in i2i's spelling) and their component kind.
+#: Reference architectures (the --netG / --netD names of the reference tools, in i2i's spelling) and their
+#: component kind.
 REFERENCE_ARCHS = {
     "resnet9": "generator",
     "resnet6": "generator",
@@ -23,8 +24,20 @@ REFERENCE_ARCHS = {
     "patchgan": "discriminator",
     "pixel": "discriminator",
 }
-SOURCES = ("cyclegan-reference",)
+#: Each source's architectures, with the options its checkpoints need by default (reference CUT's networks are
+#: anti-aliased unless it was run with --no_antialias / --no_antialias_up).
+SOURCE_ARCHS: dict[str, dict[str, dict[str, Any]]] = {
+    "cyclegan-reference": {arch: {} for arch in REFERENCE_ARCHS},
+    "cut-reference": {
+        "resnet9": {"antialias": True, "antialias_up": True},
+        "resnet6": {"antialias": True, "antialias_up": True},
+        "patchgan": {"antialias": True},
+    },
+}
+SOURCES = tuple(SOURCE_ARCHS)
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
+#: The state-dict name of the fixed blur kernels of anti-aliased networks.
+_BLUR = ".filt"
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -60,6 +73,18 @@ def clean_reference_state(state: Mapping[str, torch.Tensor], expected: Mapping[s
     return cleaned
 
 
+def _antialias_hint(state: Mapping[str, torch.Tensor], expected: Mapping[str, Any], source: str) -> str:
+    """What to change when the checkpoint and the network disagree about anti-aliasing (blur-kernel buffers)."""
+    theirs, ours = any(k.endswith(_BLUR) for k in state), any(k.endswith(_BLUR) for k in expected)
+    if theirs and not ours:
+        if source == "cut-reference":
+            return " The checkpoint is anti-aliased: set the options antialias=true (and antialias_up=true)."
+        return " The checkpoint is anti-aliased, as reference CUT writes them: use --from cut-reference."
+    if ours and not theirs:
+        return " The checkpoint is not anti-aliased (CUT run with --no_antialias): set the option antialias=false."
+    return ""
+
+
 def import_weights(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -69,20 +94,27 @@ def import_weights(
 ) -> Path:
     """Convert a checkpoint of another tool into an i2i component checkpoint at ``dst``.
 
+    ``options`` go over the source's defaults for ``arch`` (``cut-reference``: anti-aliased networks).
+
     Example:
         >>> import_weights("latest_net_G.pth", "generator.safetensors", arch="resnet9")  # doctest: +SKIP
+        >>> import_weights("latest_net_G.pth", "cut.safetensors", arch="resnet9", source="cut-reference")  # doctest: +SKIP
     """
     if source not in SOURCES:
         raise I2IError(
             f"unknown weights source '{source}'.{did_you_mean(source, SOURCES)} Sources: {', '.join(SOURCES)}"
         )
-    if arch not in REFERENCE_ARCHS:
+    archs = SOURCE_ARCHS[source]
+    if arch not in archs:
         raise I2IError(
-            f"unknown reference architecture '{arch}'.{did_you_mean(arch, REFERENCE_ARCHS)} "
-            f"Architectures: {', '.join(REFERENCE_ARCHS)}"
+            f"unknown {source} architecture '{arch}'.{did_you_mean(arch, archs)} Architectures: {', '.join(archs)}"
         )
-    kind, options = REFERENCE_ARCHS[arch], dict(options or {})
+    kind, options = REFERENCE_ARCHS[arch], {**archs[arch], **(options or {})}
     module = create(kind, arch, **options)
-    state = clean_reference_state(read_state_dict(src), module.state_dict())
-    load_state_dict_checked(module, state, source=f"{src} (as {kind} '{arch}', options {options or 'default'})")
+    expected = module.state_dict()
+    state = clean_reference_state(read_state_dict(src), expected)
+    try:
+        load_state_dict_checked(module, state, source=f"{src} (as {kind} '{arch}', options {options or 'default'})")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}{_antialias_hint(state, expected, source)}") from None
     return save_component(dst, module, kind=kind, name=arch, options=options)

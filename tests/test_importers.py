@@ -1,12 +1,18 @@
-"""Importing reference CycleGAN checkpoints (.pth state dicts, including old zoo files)."""
+"""Importing reference CycleGAN and CUT checkpoints (.pth state dicts, including old zoo files)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cut_golden
 import pytest
 import torch
+from click.testing import CliRunner
 from conftest import golden_tensors, portable_state_dict
 
 import i2i_core
+from i2i_core.checkpoint import read_metadata
+from i2i_core.cli import cli
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.importers import import_weights
 
@@ -79,3 +85,62 @@ def test_unknown_arch_and_source(tmp_path):
         import_weights(tmp_path / "x.pth", tmp_path / "o.safetensors", arch="resnet_9")
     with pytest.raises(I2IError, match="unknown weights source"):
         import_weights(tmp_path / "x.pth", tmp_path / "o.safetensors", arch="resnet9", source="mmagic")
+
+
+# -- reference CUT / FastCUT checkpoints ------------------------------------------------------------------------
+
+
+def _reference_cut_pth(tmp_path, net, prefix: str = "") -> Path:
+    """A .pth as reference CUT writes it: the plain state dict (blur kernels included), maybe DataParallel's."""
+    path = tmp_path / "latest_net.pth"
+    torch.save({f"{prefix}{k}": v for k, v in net.state_dict().items()}, path)
+    return path
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_imported_cut_generator_reproduces_golden_output_and_features(tmp_path, prefix):
+    src = _reference_cut_pth(tmp_path, cut_golden.generator("cut"), prefix)
+    dst = import_weights(src, tmp_path / "G.safetensors", arch="resnet9", source="cut-reference")
+    net = i2i_core.load_component(dst)
+    assert read_metadata(dst)["options"] == '{"antialias": true, "antialias_up": true}'
+    golden = cut_golden.tensors("cut")
+    with torch.no_grad():
+        torch.testing.assert_close(net(golden["net.input"]), golden["net.G_output"], atol=1e-4, rtol=1e-4)
+        feat16 = net.features(golden["net.input"], [16])[0]
+    torch.testing.assert_close(feat16, golden["net.G_feat16"], atol=1e-4, rtol=1e-4)
+
+
+def test_imported_cut_discriminator_reproduces_golden_output(tmp_path):
+    src = _reference_cut_pth(tmp_path, cut_golden.discriminator("cut"))
+    net = i2i_core.load_component(
+        import_weights(src, tmp_path / "D.safetensors", arch="patchgan", source="cut-reference")
+    )
+    golden = cut_golden.tensors("cut")
+    with torch.no_grad():
+        torch.testing.assert_close(net(golden["net.input"]), golden["net.D_output"], atol=1e-4, rtol=1e-4)
+
+
+def test_antialiasing_mismatches_say_how_to_fix(tmp_path):
+    cut = _reference_cut_pth(
+        tmp_path, i2i_core.create("generator", "resnet6", ngf=8, antialias=True, antialias_up=True)
+    )
+    with pytest.raises(CheckpointError, match=r"unexpected keys.*model\.7\.filt.*use --from cut-reference"):
+        import_weights(cut, tmp_path / "o.safetensors", arch="resnet6", options={"ngf": 8})
+    plain = tmp_path / "plain.pth"
+    torch.save(i2i_core.create("generator", "resnet6", ngf=8).state_dict(), plain)
+    with pytest.raises(CheckpointError, match=r"not anti-aliased.*antialias=false"):
+        import_weights(plain, tmp_path / "o.safetensors", arch="resnet6", source="cut-reference", options={"ngf": 8})
+    options = {"ngf": 8, "antialias": False, "antialias_up": False}
+    import_weights(plain, tmp_path / "o.safetensors", arch="resnet6", source="cut-reference", options=options)
+    with pytest.raises(I2IError, match=r"unknown cut-reference architecture 'unet128'.*resnet9, resnet6, patchgan"):
+        import_weights(plain, tmp_path / "o.safetensors", arch="unet128", source="cut-reference")
+
+
+def test_cli_imports_a_cut_generator(tmp_path):
+    src = _reference_cut_pth(
+        tmp_path, i2i_core.create("generator", "resnet6", ngf=8, antialias=True, antialias_up=True)
+    )
+    args = ["import-weights", str(src), "-o", str(tmp_path / "G.safetensors"), "--from", "cut-reference"]
+    result = CliRunner().invoke(cli, [*args, "--arch", "resnet6", "--option", "ngf=8"])
+    assert result.exit_code == 0, result.output
+    assert i2i_core.load_component(tmp_path / "G.safetensors").feature_layers == (0, 4, 8, 12, 16)

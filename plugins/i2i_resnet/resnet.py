@@ -1,10 +1,13 @@
-"""ResNet generators of CycleGAN (Zhu et al., 2017, https://arxiv.org/abs/1703.10593).
+"""ResNet generators of CycleGAN (Zhu et al., 2017, https://arxiv.org/abs/1703.10593) and CUT (Park et al., 2020).
 
-Johnson et al.'s encoder / residual blocks / decoder. The module layout (and so every state-dict key)
-matches the reference implementation, so reference checkpoints load as they are.
+Johnson et al.'s encoder / residual blocks / decoder, optionally with CUT's anti-aliased down- and up-sampling.
+The module layout (and so every state-dict key) matches the reference implementations, so reference checkpoints
+load as they are.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -17,6 +20,7 @@ from i2i_core.layers import (
     init_reference_weights,
     norm_layer,
 )
+from i2i_resnet.antialias import Downsample, Upsample
 
 PADDINGS = {"reflect": ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
 
@@ -46,6 +50,16 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def _output_widths(layers: Sequence[nn.Module], channels: int) -> list[int]:
+    """Channels of each layer's output, for a chain of layers fed ``channels`` channels."""
+    widths = []
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
+            channels = layer.out_channels
+        widths.append(channels)
+    return widths
+
+
 class ResnetGenerator(nn.Module):
     """ResNet generator: (B, 3, H, W) in [-1, 1] -> (B, 3, H, W) in [-1, 1], H and W multiples of 4.
 
@@ -55,52 +69,119 @@ class ResnetGenerator(nn.Module):
         norm: ``instance``, ``batch`` or ``none``.
         dropout: dropout 0.5 inside each residual block (CycleGAN uses none).
         padding: ``reflect``, ``replicate`` or ``zero`` padding inside the residual blocks.
+        antialias: down-sample with a stride-1 convolution, norm, ReLU, then a blur-pool (CUT's default) instead
+            of a stride-2 convolution.
+        antialias_up: up-sample with a blurred transposed "convolution", then a 3x3 convolution, norm, ReLU (CUT's
+            default) instead of a transposed convolution.
+
+    Features (CUT's encoder features): layer ``i`` is the output of ``model[i]``, 0 the reflect-padded input.
+    ``feature_layers`` are the input, both down-sampling convolutions and the first and fifth residual blocks:
+    0, 4, 8, 12, 16 when anti-aliased (as reference CUT), 0, 4, 7, 10, 14 otherwise.
 
     Example:
         >>> net = ResnetGenerator(n_blocks=2, ngf=8)
         >>> net(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 3, 32, 32])
+        >>> net.feature_layers, net.feature_channels(net.feature_layers)
+        ((0, 4, 7, 10, 11), [3, 16, 32, 32, 32])
     """
 
     size_multiple = 4
 
     def __init__(
-        self, n_blocks: int = 9, ngf: int = 64, norm: str = "instance", dropout: bool = False, padding: str = "reflect"
+        self,
+        n_blocks: int = 9,
+        ngf: int = 64,
+        norm: str = "instance",
+        dropout: bool = False,
+        padding: str = "reflect",
+        antialias: bool = False,
+        antialias_up: bool = False,
     ) -> None:
         super().__init__()
         bias = conv_bias(norm)
         # As in the reference, the 7x7 convolutions are always reflection-padded; ``padding`` is for the blocks.
         layers: list[nn.Module] = [*_padded_conv(3, ngf, 7, "reflect", bias), norm_layer(norm, ngf), nn.ReLU(True)]
-        channels = ngf
+        channels, downs = ngf, []
         for _ in range(2):
-            layers += [
-                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias),
-                norm_layer(norm, channels * 2),
-                nn.ReLU(True),
-            ]
+            downs.append(len(layers))
+            if antialias:
+                conv = nn.Conv2d(channels, channels * 2, 3, padding=1, bias=bias)
+                layers += [conv, norm_layer(norm, channels * 2), nn.ReLU(True), Downsample(channels * 2)]
+            else:
+                conv = nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias)
+                layers += [conv, norm_layer(norm, channels * 2), nn.ReLU(True)]
             channels *= 2
+        first_block = len(layers)
         layers += [ResnetBlock(channels, norm, dropout, padding) for _ in range(n_blocks)]
         for _ in range(2):
-            layers += [
-                ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm_layer(norm, channels // 2),
-                nn.ReLU(True),
-            ]
+            if antialias_up:
+                conv = nn.Conv2d(channels, channels // 2, 3, padding=1, bias=bias)
+                layers += [Upsample(channels), conv, norm_layer(norm, channels // 2), nn.ReLU(True)]
+            else:
+                up = ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)
+                layers += [up, norm_layer(norm, channels // 2), nn.ReLU(True)]
             channels //= 2
         layers += [*_padded_conv(channels, 3, 7, "reflect", True), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self._widths = _output_widths(layers, 3)
+        blocks = (first_block, first_block + min(4, n_blocks - 1)) if n_blocks else ()
+        #: CUT's default NCE layers: the padded input, both down-sampling convolutions, the first and fifth block
+        self.feature_layers = tuple(dict.fromkeys((0, *downs, *blocks)))
         init_reference_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
         return self.model(x)
 
+    def _check_layers(self, layers: Sequence[int]) -> None:
+        bad = [i for i in layers if not isinstance(i, int) or not 0 <= i < len(self.model)]
+        if not layers or bad:
+            raise ValueError(
+                f"feature layers must be indices into the generator's {len(self.model)} layers (0 to "
+                f"{len(self.model) - 1}, e.g. {list(self.feature_layers)}), got {list(layers)}"
+            )
 
-def resnet9(ngf: int = 64, norm: str = "instance", dropout: bool = False, padding: str = "reflect") -> ResnetGenerator:
-    """ResNet generator with 9 residual blocks (CycleGAN's default for 256x256 images)."""
-    return ResnetGenerator(9, ngf=ngf, norm=norm, dropout=dropout, padding=padding)
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channels of each of :meth:`features`' maps for ``layers``."""
+        self._check_layers(layers)
+        return [self._widths[i] for i in layers]
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of ``model[i]`` for each ``i`` in ``layers``: (B, C_i, H_i, W_i) each, in the order of
+        ``layers``. Runs the network only as deep as the deepest layer asked for."""
+        check_images(x, "generator input", self.size_multiple)
+        self._check_layers(layers)
+        wanted, last, found = set(layers), max(layers), {}
+        for i, layer in enumerate(self.model[: last + 1]):
+            x = layer(x)
+            if i in wanted:
+                # an in-place activation next would overwrite the feature
+                found[i] = x.clone() if i < last and getattr(self.model[i + 1], "inplace", False) else x
+        return [found[i] for i in layers]
 
 
-def resnet6(ngf: int = 64, norm: str = "instance", dropout: bool = False, padding: str = "reflect") -> ResnetGenerator:
+def resnet9(
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+    padding: str = "reflect",
+    antialias: bool = False,
+    antialias_up: bool = False,
+) -> ResnetGenerator:
+    """ResNet generator with 9 residual blocks (CycleGAN's default for 256x256 images).
+
+    With ``antialias`` and ``antialias_up``, CUT's generator."""
+    return ResnetGenerator(9, ngf, norm, dropout, padding, antialias, antialias_up)
+
+
+def resnet6(
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+    padding: str = "reflect",
+    antialias: bool = False,
+    antialias_up: bool = False,
+) -> ResnetGenerator:
     """ResNet generator with 6 residual blocks (CycleGAN's choice for 128x128 images)."""
-    return ResnetGenerator(6, ngf=ngf, norm=norm, dropout=dropout, padding=padding)
+    return ResnetGenerator(6, ngf, norm, dropout, padding, antialias, antialias_up)

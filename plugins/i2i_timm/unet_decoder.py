@@ -9,6 +9,7 @@ image itself, so fine detail survives, and a 3x3 convolution with tanh gives the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -59,10 +60,15 @@ class TimmUnetGenerator(nn.Module):
         ngf: channels of the stem and of the decoder blocks at up to 1/4 resolution (see ``decoder_width``).
         norm: the decoder's normalisation: ``instance``, ``batch`` or ``none``.
 
+    Features (CUT's encoder features): layer 0 is the input, layer ``k`` the encoder's ``k``-th feature map
+    (its ``feature_info``, shallow to deep); ``feature_layers`` defaults to the input and the first four.
+
     Example:
         >>> net = TimmUnetGenerator(create_encoder("resnet18"), ngf=8)
         >>> net(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 3, 64, 64])
+        >>> net.feature_layers, net.feature_channels(net.feature_layers)
+        ((0, 1, 2, 3, 4), [3, 64, 64, 128, 256])
     """
 
     def __init__(self, encoder: nn.Module, ngf: int = 64, norm: str = "instance") -> None:
@@ -70,6 +76,8 @@ class TimmUnetGenerator(nn.Module):
         channels, reductions = encoder.feature_info.channels(), encoder.feature_info.reduction()
         self.size_multiple = math.lcm(*reductions)
         self.encoder = encoder
+        self._widths = [3, *channels]
+        self.feature_layers = tuple(range(min(5, len(self._widths))))
         self.channels_last = getattr(encoder, "output_fmt", "NCHW") == "NHWC"
         data = resolve_model_data_config(encoder)
         self.register_buffer("mean", torch.tensor(data["mean"]).view(1, 3, 1, 1), persistent=False)
@@ -85,15 +93,40 @@ class TimmUnetGenerator(nn.Module):
         for part in (self.stem, self.decoder, self.head):
             init_reference_weights(part)
 
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's feature maps, (B, C_k, H_k, W_k) each, shallow to deep."""
+        features = self.encoder(((x + 1) / 2 - self.mean) / self.std)
+        return [f.permute(0, 3, 1, 2) for f in features] if self.channels_last else features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
-        features = self.encoder(((x + 1) / 2 - self.mean) / self.std)
-        if self.channels_last:
-            features = [f.permute(0, 3, 1, 2) for f in features]
+        features = self._encode(x)
         y = features[-1]
         for block, skip in zip(self.decoder, [*features[-2::-1], self.stem(x)], strict=True):
             y = block(y, skip)
         return self.head(y)
+
+    def _check_layers(self, layers: Sequence[int]) -> None:
+        last = len(self._widths) - 1
+        bad = [i for i in layers if not isinstance(i, int) or not 0 <= i <= last]
+        if not layers or bad:
+            raise ValueError(
+                f"feature layers must be 0 (the input) to {last} (the encoder's {last} feature maps), e.g. "
+                f"{list(self.feature_layers)}, got {list(layers)}"
+            )
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channels of each of :meth:`features`' maps for ``layers``."""
+        self._check_layers(layers)
+        return [self._widths[i] for i in layers]
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The input (layer 0) and the encoder's feature maps (layers 1 and up) for each of ``layers``, in their
+        order: (B, C_k, H_k, W_k) each."""
+        check_images(x, "generator input", self.size_multiple)
+        self._check_layers(layers)
+        found = [x, *self._encode(x)] if max(layers) else [x]
+        return [found[i] for i in layers]
 
 
 def timm_unet(

@@ -6,6 +6,8 @@ reference implementation, so reference checkpoints load as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -29,7 +31,7 @@ class UnetSkipBlock(nn.Module):
         dropout: bool = False,
     ) -> None:
         super().__init__()
-        self.outermost = outermost
+        self.outermost, self.innermost, self.inner = outermost, submodule is None, inner
         bias = conv_bias(norm)
         in_channels = outer if in_channels is None else in_channels
         up_in = inner if submodule is None else inner * 2
@@ -48,11 +50,18 @@ class UnetSkipBlock(nn.Module):
             if dropout:
                 layers.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*layers)
+        #: ``model[:down_layers]`` down-samples; the inner levels (or the up path) follow
+        self.down_layers = 1 if outermost else 2 if submodule is None else 3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.outermost:
             return self.model(x)
         return torch.cat([x, self.model(x)], 1)
+
+    def down(self, x: torch.Tensor) -> torch.Tensor:
+        """This level's down-sampling: (B, outer, H, W) -> (B, inner, H/2, W/2), normalised unless innermost.
+        ``x`` is left as it is (the in-place LeakyReLU runs on a copy)."""
+        return self.model[: self.down_layers](x if self.outermost else x.clone())
 
 
 class UnetGenerator(nn.Module):
@@ -64,11 +73,19 @@ class UnetGenerator(nn.Module):
         norm: ``instance``, ``batch`` or ``none``.
         dropout: dropout 0.5 in the 8ngf levels below the innermost.
 
+    Features (CUT's encoder features): layer 0 is the input, layer ``k`` (1 to ``num_downs``) the output of the
+    ``k``-th down-sampling, at 1/2^k of the input size.
+
     Example:
         >>> net = UnetGenerator(num_downs=5, ngf=4)
         >>> net(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 3, 32, 32])
+        >>> [tuple(f.shape[1:]) for f in net.features(torch.zeros(1, 3, 32, 32), [0, 2])], net.feature_channels([5])
+        ([(3, 32, 32), (8, 8, 8)], [32])
     """
+
+    #: CUT's default NCE layers: the input and the first four down-samplings.
+    feature_layers = (0, 1, 2, 3, 4)
 
     def __init__(self, num_downs: int = 8, ngf: int = 64, norm: str = "instance", dropout: bool = False) -> None:
         super().__init__()
@@ -87,6 +104,38 @@ class UnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
         return self.model(x)
+
+    def _levels(self) -> list[UnetSkipBlock]:
+        """The skip blocks, outermost first."""
+        levels = [self.model]
+        while not levels[-1].innermost:
+            levels.append(levels[-1].model[levels[-1].down_layers])
+        return levels
+
+    def _check_layers(self, layers: Sequence[int]) -> None:
+        depth = len(self._levels())
+        bad = [i for i in layers if not isinstance(i, int) or not 0 <= i <= depth]
+        if not layers or bad:
+            raise ValueError(
+                f"feature layers must be 0 (the input) to {depth} (the {depth} down-samplings), e.g. "
+                f"{list(self.feature_layers)}, got {list(layers)}"
+            )
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channels of each of :meth:`features`' maps for ``layers``."""
+        self._check_layers(layers)
+        widths = [3, *(level.inner for level in self._levels())]
+        return [widths[i] for i in layers]
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The input (layer 0) and the down-sampled maps (layers 1 to ``num_downs``): (B, C_k, H/2^k, W/2^k) for
+        each ``k`` in ``layers``, in their order. Runs only the down path, as deep as asked for."""
+        check_images(x, "generator input", self.size_multiple)
+        self._check_layers(layers)
+        found = [x]
+        for level in self._levels()[: max(layers)]:
+            found.append(level.down(found[-1]))
+        return [found[i] for i in layers]
 
 
 def unet128(ngf: int = 64, norm: str = "instance", dropout: bool = False) -> UnetGenerator:
