@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,32 @@ def test_a_run_folder_of_another_method_is_refused_and_kept(onesided, i2i_tiny_r
 def test_pretraining_is_refused_for_a_method_without_it(onesided, i2i_tiny_recipe):
     with pytest.raises(I2IError, match=r"train.d_pretrain_steps must be 0: method 'onesided' has no discriminator"):
         i2i_tiny_recipe(overrides={"method": "onesided", "train.d_pretrain_steps": 2})
+
+
+def test_an_installed_method_distribution_trains_through_i2i_run(i2i_tiny_dataset, tmp_path):
+    """The tutorial's module installed as a distribution of its own (dist-info with an ``i2i`` entry point):
+    ``i2i run`` in a fresh process finds it, trains it 2 steps and lists it in ``i2i plugins``."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "thirdparty_onesided.py").write_text(docs_block("# src/i2i_onesided/__init__.py"))
+    info = site / "i2i_onesided-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: i2i-onesided\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[i2i]\nonesided = thirdparty_onesided\n")
+    recipe = tmp_path / "onesided.toml"
+    recipe.write_text(
+        docs_block("# onesided.toml")
+        + f'\n[data]\nroot = "{i2i_tiny_dataset}"\nload_size = 36\ncrop_size = 32\n'
+        + f'\n[output]\ndir = "{tmp_path / "run"}"\nsample_every = 2\n'
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "i2i_core", "run", str(recipe), "--set", "train.steps=2", "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Finished at step 2" in done.stdout
+    assert (tmp_path / "run" / "checkpoints" / "step_0000002" / "G.safetensors").is_file()
+    listing = subprocess.run(
+        [sys.executable, "-m", "i2i_core", "plugins", "--json"], capture_output=True, text=True, env=env
+    )
+    rows = {row["name"]: row for row in json.loads(listing.stdout)}
+    assert (rows["onesided"]["kind"], rows["onesided"]["distribution"]) == ("method", "i2i-onesided")

@@ -98,8 +98,13 @@ def test_first_step_images_equal_reference(three_steps):
         torch.testing.assert_close(three_steps["idt_B"], golden["iter1.idt_B"], **TOL)
 
 
-def _check_step(three_steps: dict, step: int, losses_tol: float, change_tol: float, abs_rel: float) -> None:
-    """Losses within ``losses_tol`` (relative); what the step changed in each network's weight sum within
+ADVERSARIAL = ("G_GAN", "D_real", "D_fake")
+
+
+def _check_step(
+    three_steps: dict, step: int, losses_tol: float, change_tol: float, abs_rel: float, adversarial_tol: float
+) -> None:
+    """Losses within ``losses_tol`` (relative; the adversarial ones within ``adversarial_tol``); what the step changed in each network's weight sum within
     ``change_tol`` of lr * numel (Adam moves each weight by about lr, whatever rounding decides its sign); each
     network's abs-sum within ``abs_rel``."""
     mode = three_steps["mode"]
@@ -107,7 +112,8 @@ def _check_step(three_steps: dict, step: int, losses_tol: float, change_tol: flo
     expected = ["G_GAN", "D_real", "D_fake", "G", "NCE"] + (["NCE_Y"] if mode == "cut" else [])
     assert list(golden["losses"]) == expected
     for name in expected:
-        assert ours["losses"][name] == pytest.approx(golden["losses"][name], rel=losses_tol), name
+        tolerance = adversarial_tol if name in ADVERSARIAL else losses_tol
+        assert ours["losses"][name] == pytest.approx(golden["losses"][name], rel=tolerance), name
     assert ours["losses"]["D"] == pytest.approx((ours["losses"]["D_real"] + ours["losses"]["D_fake"]) / 2)
     for net, sums in golden["weights_after"].items():
         before = (
@@ -123,13 +129,18 @@ def _check_step(three_steps: dict, step: int, losses_tol: float, change_tol: flo
 
 def test_first_step_equals_reference(three_steps):
     # measured on the AVX2 and default CPU classes: losses within 2e-5, changes 1.2e-5, abs-sums 4e-7
-    _check_step(three_steps, 1, losses_tol=1e-4, change_tol=1e-4, abs_rel=5e-6)
+    _check_step(three_steps, 1, losses_tol=1e-4, change_tol=1e-4, abs_rel=5e-6, adversarial_tol=1e-4)
 
 
-@pytest.mark.parametrize("step", [2, 3])
-def test_later_steps_stay_close_to_reference(three_steps, step):
-    # measured on AVX2 (steps 2, 3) and the default class (step 2): losses within 4e-3, changes 2e-4, abs-sums 2e-6
-    _check_step(three_steps, step, losses_tol=3e-2, change_tol=1e-3, abs_rel=1e-5)
+@pytest.mark.parametrize(("step", "losses_tol", "adversarial_tol"), [(2, 3e-3, 1.5e-2), (3, 1.5e-2, 0.25)])
+def test_later_steps_stay_close_to_reference(three_steps, step, losses_tol, adversarial_tol):
+    """Adam turns rounding noise into full-size updates, and the discriminator's verdicts amplify it most.
+    Largest relative differences measured on the AVX2 and default CPU classes: step 2, GAN losses 3.0e-3 and
+    the others 6.3e-4; step 3, GAN losses 8.7e-2 (FastCUT's G_GAN on the default class; 4.1e-3 on AVX2) and the
+    others 3.8e-3. Weight-sum changes within 2e-4 of lr * numel, abs-sums 2e-6."""
+    _check_step(
+        three_steps, step, losses_tol=losses_tol, change_tol=1e-3, abs_rel=1e-5, adversarial_tol=adversarial_tol
+    )
 
 
 def test_flips_are_replayed(three_steps):
