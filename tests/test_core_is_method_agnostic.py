@@ -1,8 +1,10 @@
-"""The engine runs any method: nothing in ``i2i_core`` names a method's networks, pools or optimisers, or imports a
-first-party plugin (they are found through entry points, as a third party's are)."""
+"""The core's architecture holds: nothing in ``i2i_core`` names a method's networks, pools or optimisers, or imports
+a first-party plugin (they are found through entry points, as a third party's are), and inference does not import
+the training engine."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -36,3 +38,39 @@ def test_the_core_imports_no_first_party_plugin():
 def test_the_checks_find_what_they_look_for():
     assert METHOD_NAMES.search("self.G_A(real_A)") and not METHOD_NAMES.search("G_AB or xG_A")
     assert PLUGIN_IMPORT.search("from i2i_cyclegan import CycleGAN") and not PLUGIN_IMPORT.search("# i2i_cyclegan")
+
+
+def _runtime_nodes(node: ast.AST):
+    """Every node below ``node`` but those under ``if TYPE_CHECKING:`` (imports for type hints only)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+            continue
+        yield child
+        yield from _runtime_nodes(child)
+
+
+def _imports_of(module: str) -> set[str]:
+    """The ``i2i_core`` modules that ``module``'s source imports when it runs (not its package's ``__init__``)."""
+    path = CORE.parent / (module.replace(".", "/") + ".py")
+    if not path.is_file():
+        path = path.with_suffix("") / "__init__.py"
+    found = set()
+    for node in _runtime_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("i2i_core"):
+            found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("i2i_core")}
+    return {name for name in found if (CORE.parent / (name.replace(".", "/") + ".py")).is_file()}
+
+
+def test_inference_does_not_import_training():
+    """Translating needs checkpoints, not the training engine: what ``i2i_core.infer`` imports, and what that
+    imports in turn, holds nothing of ``i2i_core.training``."""
+    seen, todo = set(), [f"i2i_core.infer.{p.stem}" for p in (CORE / "infer").glob("*.py") if p.stem != "__init__"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += _imports_of(module)
+    assert "i2i_core.infer.translate" in seen and "i2i_core.checkpoint" in seen
+    assert sorted(m for m in seen if m.startswith("i2i_core.training")) == []
