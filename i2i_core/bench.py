@@ -79,7 +79,8 @@ def bench_recipe(
     path: str | Path | None, size: int, precision: str, device: str = "auto", method: str | None = None
 ) -> Recipe:
     """``path``'s recipe (the built-in defaults, the paper's networks, when None) at ``size`` and ``precision``,
-    trained by ``method`` when given (the method's own keys replace the recipe's)."""
+    trained by ``method`` when given (as ``--set method=...``: the keys only the recipe's method reads are
+    dropped, the others keep the recipe's values; its ``notes`` say which)."""
     overrides: dict[str, Any] = {"method": method} if method else {}
     overrides.update(
         {
@@ -214,7 +215,9 @@ def bench_command(
     for method in chosen:  # a recipe mistake is reported here, before any measurement
         for size in sizes:
             for precision in precisions:
-                bench_recipe(recipe, size, precision, device, method)
+                notes = bench_recipe(recipe, size, precision, device, method).notes
+        for note in notes:
+            click.echo(f"# {note}", err=True)
     auto = compute_layout(bench_recipe(recipe, sizes[0], "auto", device), torch_device)
     peaks = {p: conv_peak(DTYPES[p], torch_device) for p in precisions}
     rows = [

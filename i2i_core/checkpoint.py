@@ -269,7 +269,15 @@ def network_file(path: str | os.PathLike, network: str) -> Path:
         raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
     if not path.is_dir():
         return path
-    return _checkpoint_folder(path) / f"{network}.safetensors"
+    folder = _checkpoint_folder(path)
+    file = folder / f"{network}.safetensors"
+    if not file.is_file():
+        held = sorted(p.stem for p in folder.glob("*.safetensors") if p.name != "state.safetensors")
+        raise CheckpointError(
+            f"{folder}: holds no network {network} (its networks: {', '.join(held) or 'none'}); name one of its "
+            ".safetensors files instead of the folder"
+        )
+    return file
 
 
 def generator_file(path: str | os.PathLike, direction: str) -> Path:

@@ -231,8 +231,9 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a recipe file, resolving ``extends`` (relative to the file) recursively."""
+def _read_toml(path: Path, notes: list[str], chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe file, resolving ``extends`` (relative to the file) recursively. A file naming another
+    method than the one it extends drops the keys only that one reads (a note in ``notes`` says which)."""
     path = path.resolve()
     if path in chain:
         raise I2IError(f"{path}: 'extends' forms a cycle: {' -> '.join(str(p) for p in (*chain, path))}")
@@ -247,7 +248,10 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         return values
     if not isinstance(parent, str):
         raise I2IError(f"{path}: 'extends' must be a file name, got {parent!r}")
-    return _merge(_read_toml(path.parent / parent, (*chain, path)), values)
+    inherited = _read_toml(path.parent / parent, notes, (*chain, path))
+    if "method" in values:
+        notes += _change_method(inherited, method_name(values, str(path)), f"{path.name} (extends {parent})", str(path))
+    return _merge(inherited, values)
 
 
 def _table_of(values: dict[str, Any], table: tuple[str, ...]) -> dict[str, Any] | None:
@@ -262,17 +266,9 @@ def _drop_renamed_options(values: dict[str, Any], pairs: list[tuple[str, Any]], 
     """Drop the options of each component that ``pairs`` (``--set``) renames, as ``extends`` does, except
     options ``pairs`` set too; and when ``pairs`` change the method, the keys only the old method reads.
     Returns one note per table whose options were dropped."""
-    notes = []
     methods = [value for key, value in pairs if key == "method"]
-    old_schema = schema_of(values, source)
-    schema = schema_of({"method": methods[-1]}, source) if methods else old_schema
-    if schema.method is not old_schema.method:
-        dropped_keys = _drop_unknown(values, old_schema.defaults, schema.defaults, ())
-        if dropped_keys:
-            notes.append(
-                f"method: changed from {method_name(values, source)} to {methods[-1]} by --set; dropped the keys only "
-                f"{method_name(values, source)} reads: {', '.join(dropped_keys)}"
-            )
+    notes = _change_method(values, methods[-1], "--set", source) if methods else []
+    schema = schema_of(values, source)
     for table, (_, name_key) in schema.component_tables.items():
         dotted = ".".join(table)
         names = [value for key, value in pairs if key == f"{dotted}.{name_key}"]
@@ -289,6 +285,47 @@ def _drop_renamed_options(values: dict[str, Any], pairs: list[tuple[str, Any]], 
             listed = ", ".join(f"{key}={json.dumps(value)}" for key, value in dropped.items())
             notes.append(f"{dotted}: {name_key} changed from {old} to {new} by --set; dropped its options {listed}")
     return notes
+
+
+def _change_method(values: dict[str, Any], new: Any, by: str, source: str) -> list[str]:
+    """Make ``values`` (a recipe of its own method) a recipe of method ``new``: set it, and drop the keys only
+    the old method reads. Returns notes on what was dropped, and on kept values the new method's defaults
+    differ from (``cut`` to ``fastcut`` keeps a recipe's ``nce.idt = true``)."""
+    old_name = method_name(values, source)
+    old, schema = schema_of(values, source), schema_of({"method": new}, source)
+    values["method"] = new
+    if schema.method is old.method:
+        return []
+    notes = []
+    if dropped := _drop_unknown(values, old.defaults, schema.defaults, ()):
+        notes.append(
+            f"method: changed from {old_name} to {new} by {by}; dropped the keys only {old_name} reads: "
+            f"{', '.join(dropped)}"
+        )
+    kept = [
+        f"{key}={json.dumps(value)} ({new}'s default: {json.dumps(default)})"
+        for key, value, default in _differing(values, schema.defaults, old.defaults, ())
+    ]
+    if kept and by == "--set":  # a file that extends another sets what it wants itself
+        notes.append(f"method: changed from {old_name} to {new} by {by}; kept the recipe's {', '.join(kept)}")
+    return notes
+
+
+def _differing(
+    values: Mapping[str, Any], defaults: Mapping[str, Any], old: Mapping[str, Any], prefix: tuple[str, ...]
+) -> list[tuple]:
+    """(dotted key, value, default) of the plain values in ``values`` whose default in ``defaults`` differs from
+    the one in ``old`` and from the value itself."""
+    found = []
+    for key, value in values.items():
+        if key not in defaults or key not in old or key == "method":
+            continue
+        default = defaults[key]
+        if isinstance(value, Mapping) and isinstance(default, Mapping) and isinstance(old[key], Mapping):
+            found += _differing(value, default, old[key], (*prefix, key))
+        elif not isinstance(default, Mapping) and value != default and default != old[key]:
+            found.append((".".join((*prefix, key)), value, default))
+    return found
 
 
 def _drop_unknown(
@@ -332,14 +369,15 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str,
         10
     """
     path = Path(path)
-    user = _read_toml(path)
+    notes: list[str] = []
+    user = _read_toml(path, notes)
     if isinstance(overrides, Mapping):
         pairs = list(overrides.items())
         texts = [f"{k}={v!r}" for k, v in pairs]
     else:
         texts = list(overrides or [])
         pairs = [parse_assignment(t) for t in texts]
-    notes = _drop_renamed_options(user, pairs, str(path))
+    notes += _drop_renamed_options(user, pairs, str(path))
     for key, value in pairs:
         _set_dotted(user, key, value)
     values = with_defaults(user, str(path))

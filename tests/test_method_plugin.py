@@ -135,3 +135,29 @@ def test_an_installed_method_distribution_trains_through_i2i_run(i2i_tiny_datase
     )
     rows = {row["name"]: row for row in json.loads(listing.stdout)}
     assert (rows["onesided"]["kind"], rows["onesided"]["distribution"]) == ("method", "i2i-onesided")
+
+
+def test_init_from_a_run_of_another_method_names_the_networks_it_holds(onesided, i2i_tiny_recipe):
+    other = i2i_core.train(i2i_tiny_recipe(overrides={"method": "onesided"}), show_progress=False)
+    recipe = i2i_tiny_recipe(overrides={"model.generator.init_from": str(other.run_dir)})
+    with pytest.raises(I2IError, match=r"model.generator.init_from = .*holds no network G_A \(its networks: D, G\)"):
+        i2i_core.train(recipe, show_progress=False)
+
+
+def test_a_recipe_extending_one_of_another_method_drops_the_keys_only_that_method_reads(onesided, tmp_path):
+    (tmp_path / "child.toml").write_text('extends = "parent.toml"\nmethod = "onesided"\n')
+    (tmp_path / "parent.toml").write_text("[loss.cycle]\nweight = 3.0\n[train]\npool_size = 4\nsteps = 5\n")
+    recipe = i2i_core.load_recipe(tmp_path / "child.toml")
+    assert (recipe["method"], recipe["train.steps"], recipe.get("train.pool_size")) == ("onesided", 5, None)
+    assert recipe.notes == [
+        "method: changed from cyclegan to onesided by child.toml (extends parent.toml); dropped the keys only "
+        "cyclegan reads: loss.cycle, train.pool_size"
+    ]
+
+
+def test_changing_method_by_set_says_which_recipe_values_differ_from_the_new_methods_defaults():
+    recipe = i2i_core.load_recipe(Path(__file__).parents[1] / "recipes" / "photo2anime-cut.toml", ["method='fastcut'"])
+    assert recipe["method"] == "fastcut" and recipe["nce.idt"] is True  # the recipe's value, kept
+    (note,) = recipe.notes
+    assert note.startswith("method: changed from cut to fastcut by --set; kept the recipe's loss.nce.weight=1.0 ")
+    assert "nce.idt=true (fastcut's default: false)" in note

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from i2i_core.checkpoint import load_state_dict_checked, network_file, read_metadata
-from i2i_core.errors import I2IError
+from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.host.registry import create, get_component
 from i2i_core.method import Method, NetworkSpec
 from i2i_core.precision import resolve_device, resolve_precision
@@ -65,9 +65,12 @@ def starting_weights(recipe: Recipe, specs: dict[str, NetworkSpec]) -> dict[str,
     kind: ``model.generator.init_from``...), for the networks that have one."""
     files = {}
     for net, (kind, _, _) in specs.items():
-        path = recipe.get(f"model.{net}.init_from") or recipe.get(f"model.{kind}.init_from")
-        if path:
-            files[net] = network_file(path, net)
+        key = f"model.{net}.init_from" if recipe.get(f"model.{net}.init_from") else f"model.{kind}.init_from"
+        if path := recipe.get(key):
+            try:
+                files[net] = network_file(path, net)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{key} = {path!r}: {exc}") from None
     return files
 
 

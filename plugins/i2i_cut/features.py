@@ -37,7 +37,8 @@ def feature_layers(generator: nn.Module, name: str, layers: Sequence[int]) -> tu
     try:
         channels = generator.feature_channels(chosen)
     except ValueError as exc:
-        raise I2IError(f"nce.layers: generator '{name}': {exc}") from None
+        hint = f"; nce.layers = [] compares its own feature layers {list(generator.feature_layers)}" if layers else ""
+        raise I2IError(f"nce.layers: generator '{name}': {exc}{hint}") from None
     return chosen, list(channels)
 
 
