@@ -250,6 +250,14 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def _existing(path: str | os.PathLike) -> Path:
+    """``path``, which must exist: a run folder, a checkpoint folder or a component checkpoint file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
+    return path
+
+
 def _checkpoint_folder(path: Path) -> Path:
     """``path`` if it is a training checkpoint folder, else its run folder's latest complete checkpoint."""
     if (path / "state.json").is_file():
@@ -264,9 +272,7 @@ def network_file(path: str | os.PathLike, network: str) -> Path:
     """The file of ``network`` (a name of the method's networks) that ``path`` stands for: a component
     checkpoint file itself, a checkpoint folder's ``<network>.safetensors``, or that of a run folder's latest
     complete checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
+    path = _existing(path)
     if not path.is_dir():
         return path
     folder = _checkpoint_folder(path)
@@ -284,9 +290,9 @@ def generator_file(path: str | os.PathLike, direction: str) -> Path:
     """The generator file that translates in ``direction`` (``AtoB``, ``BtoA``) for ``path``: a component
     checkpoint file itself, or the network a checkpoint folder (or a run folder's latest one) exports for it,
     as its ``state.json`` records (checkpoints from before methods record none: CycleGAN's)."""
-    path = Path(path)
-    if not path.exists() or not path.is_dir():
-        return network_file(path, "")
+    path = _existing(path)
+    if not path.is_dir():
+        return path
     folder = _checkpoint_folder(path)
     try:
         state = json.loads((folder / "state.json").read_text())
