@@ -250,6 +250,45 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+#: The folder under a run's ``checkpoints/`` holding its best checkpoint by ``eval.best``.
+BEST = "best"
+
+
+def select_checkpoint(path: str | os.PathLike, which: str | None = None) -> Path:
+    """``path`` itself, or with ``which`` the checkpoint of run folder ``path`` it names: ``latest``, ``best``
+    (kept by ``eval.best``), ``step_XXXXXXX`` or a step number."""
+    path = _existing(path)
+    if which is None:
+        return path
+    folder = path / "checkpoints"
+    if not folder.is_dir():
+        raise CheckpointError(f"{path}: not a run folder (no checkpoints/), so --checkpoint {which} names nothing")
+    if which == "latest":
+        return _checkpoint_folder(path)
+    chosen = folder / (checkpoint_name(int(which)) if which.isdigit() else which)
+    if not (chosen / "state.json").is_file():
+        known = [p.name for p in list_checkpoints(folder)] + (
+            [BEST] if (folder / BEST / "state.json").is_file() else []
+        )
+        hint = " (a run keeps one when eval.best and output.eval_every are set)" if which == BEST else ""
+        raise CheckpointError(
+            f"{path}: no checkpoint '{which}'{hint}; its checkpoints: {', '.join(known) or 'none'}, or latest"
+        )
+    return chosen
+
+
+def step_of(path: str | os.PathLike) -> int | None:
+    """The training step of a checkpoint folder, or of a run folder's latest checkpoint; None for a file."""
+    path = _existing(path)
+    if not path.is_dir():
+        return None
+    folder = _checkpoint_folder(path)
+    try:
+        return int(json.loads((folder / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{folder / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
+
+
 def _existing(path: str | os.PathLike) -> Path:
     """``path``, which must exist: a run folder, a checkpoint folder or a component checkpoint file."""
     path = Path(path)

@@ -16,7 +16,10 @@ from i2i_core import __version__
 from i2i_core.analyze import analyze_command
 from i2i_core.assignments import parse_assignment
 from i2i_core.bench import bench_command
+from i2i_core.checkpoint import select_checkpoint
+from i2i_core.cli_options import PICK
 from i2i_core.errors import I2IError
+from i2i_core.eval_command import eval_command
 from i2i_core.host.plugins import get_plugin_host
 from i2i_core.host.registry import KINDS, list_components
 from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
@@ -142,6 +145,7 @@ def import_weights_command(src: str, dst: str, source: str, arch: str, options: 
 
 cli.add_command(analyze_command)
 cli.add_command(bench_command)
+cli.add_command(eval_command)
 
 
 @cli.command()
@@ -183,7 +187,13 @@ def run(
         return
     result = train(resolved, restart=restart, show_progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
-        how = "Stopped by a signal" if result.interrupted else "Finished"
+        how = (
+            "Stopped by a signal"
+            if result.interrupted
+            else f"Stopped at the time budget (train.minutes = {resolved['train.minutes']:g})"
+            if result.out_of_time
+            else "Finished"
+        )
         click.echo(
             f"{how} at step {result.steps} after {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s).\n"
             f"  run folder: {result.run_dir}\n  samples:    {result.run_dir / 'samples'}\n"
@@ -231,6 +241,7 @@ def _parse_bytes(text: str | None) -> int | None:
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-c", "--checkpoint", required=True, help="Run folder, checkpoint folder or generator .safetensors.")
+@PICK
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
 @click.option(
@@ -256,6 +267,7 @@ def _parse_bytes(text: str | None) -> int | None:
 def translate(
     inputs: tuple[str, ...],
     checkpoint: str,
+    pick: str | None,
     out_dir: str,
     direction: str,
     fmt: str | None,
@@ -278,7 +290,13 @@ def translate(
     found = expand_inputs(inputs)
     plan_outputs(found, out_dir, fmt, overwrite=overwrite)  # refuses a plan that would lose data, before any work
     translator = load_translator(
-        checkpoint, direction, resolve_device(device), precision, tile, overlap, _parse_bytes(max_memory)
+        select_checkpoint(checkpoint, pick),
+        direction,
+        resolve_device(device),
+        precision,
+        tile,
+        overlap,
+        _parse_bytes(max_memory),
     )
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     failed = []
@@ -302,16 +320,17 @@ def export() -> None:
 
 @export.command("onnx")
 @click.option("-c", "--checkpoint", required=True, help="Run folder, checkpoint folder or generator .safetensors.")
+@PICK
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
 @click.option("--dynamic-size", is_flag=True, help="Free batch size, height and width (else 1x3xSIZExSIZE).")
 @click.option("--size", type=click.IntRange(min=16), default=256, show_default=True, help="Input side when fixed.")
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
 def export_onnx_command(
-    checkpoint: str, output: str, direction: str, dynamic_size: bool, size: int, opset: int
+    checkpoint: str, pick: str | None, output: str, direction: str, dynamic_size: bool, size: int, opset: int
 ) -> None:
     """Export a generator to ONNX and check it against PyTorch with onnxruntime."""
-    result = export_onnx(checkpoint, output, direction, dynamic_size, size, opset)
+    result = export_onnx(select_checkpoint(checkpoint, pick), output, direction, dynamic_size, size, opset)
     click.echo(f"Wrote {result.path}")
     if result.max_abs_diff is None:
         click.echo("onnxruntime is not installed: the model was not checked (pip install onnxruntime)")

@@ -10,7 +10,7 @@ import copy
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +61,9 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "device": "auto",
         "num_workers": 0,
+        "minutes": 0.0,
     },
+    "augment": {"policy": "", "probability": 1.0, "ada_target": 0.0, "ada_interval": 4, "ada_steps": 500},
     "output": {
         "dir": "",
         "checkpoint_every": 500,
@@ -69,6 +71,14 @@ DEFAULTS: dict[str, Any] = {
         "log_every": 10,
         "keep_last": 3,
         "num_samples": 4,
+        "eval_every": 0,
+    },
+    "eval": {
+        "split": "test",
+        "direction": "AtoB",
+        "size": 0,
+        "metrics": ["swd", "lab", "psnr", "ssim", "content"],
+        "best": "",
     },
     "report": {"reporters": []},
 }
@@ -519,6 +529,33 @@ def _owner_hint(dotted: str, schema: Schema) -> str:
     return f" It is a key of method {' and '.join(owners)}; this recipe's method has none (see `method`)."
 
 
+def _check_eval(values: dict[str, Any], schema: Schema, fail: Callable[[str, str], None]) -> None:
+    """The ``eval`` table: metrics that exist (when the run evaluates), a best metric among them, a direction the
+    method translates."""
+    evaluation = values["eval"]
+    names = evaluation["metrics"]
+    if not all(isinstance(name, str) for name in names):
+        fail("eval.metrics", f"must be a list of metric names, got {names!r}")
+    for name in names if values["output"]["eval_every"] else ():  # else read only by ``i2i eval``, which checks
+        try:
+            get_component("metric", name)
+        except I2IError as exc:
+            fail("eval.metrics:", str(exc))
+    if evaluation["best"] and evaluation["best"] not in names:
+        fail("eval.best", f"must be one of eval.metrics ({', '.join(names) or 'none'}), got {evaluation['best']!r}")
+    if evaluation["best"] and not values["output"]["eval_every"]:
+        fail("eval.best", "keeps the best checkpoint by evaluations during training: set output.eval_every too")
+    directions = tuple(schema.method.translations)
+    if evaluation["direction"] not in directions:
+        fail(
+            "eval.direction",
+            f"must be one the method '{values['method']}' translates ({', '.join(directions)}), "
+            f"got {evaluation['direction']!r}",
+        )
+    if evaluation["size"] < 0:
+        fail("eval.size", f"must be >= 0 (0: data.crop_size), got {evaluation['size']}")
+
+
 def _check_values(values: dict[str, Any], schema: Schema, source: str) -> None:
     train, data, output = values["train"], values["data"], values["output"]
 
@@ -550,7 +587,10 @@ def _check_values(values: dict[str, Any], schema: Schema, source: str) -> None:
                 f"train.{key}",
                 f"must be one of {', '.join(choices)}, got {train[key]!r}.{did_you_mean(train[key], choices)}",
             )
-    for key in ("checkpoint_every", "sample_every", "log_every", "keep_last"):
+    if train["minutes"] < 0:
+        fail("train.minutes", f"must be >= 0 (0: no time budget), got {train['minutes']}")
+    _check_eval(values, schema, fail)
+    for key in ("checkpoint_every", "sample_every", "log_every", "keep_last", "eval_every"):
         if output[key] < 0:
             fail(f"output.{key}", f"must be >= 0, got {output[key]}")
     if train["d_pretrain_steps"] and not schema.method.can_pretrain():
@@ -570,9 +610,10 @@ def _check_values(values: dict[str, Any], schema: Schema, source: str) -> None:
             fail("data.crop_size", f"({crop}) is larger than data.load_size ({load}); crop_size must be <= load_size")
         generator = get_component("generator", values["model"]["generator"]["name"])
         multiple = generator.metadata.get("size_multiple")
-        if multiple and crop % multiple:
-            fail(
-                "data.crop_size",
-                f"({crop}) is not a multiple of {multiple}, which generator '{generator.name}' needs; "
-                f"try {max(multiple, crop - crop % multiple)}",
-            )
+        for key, side in (("data.crop_size", crop), ("eval.size", values["eval"]["size"])):
+            if multiple and side % multiple:
+                fail(
+                    key,
+                    f"({side}) is not a multiple of {multiple}, which generator '{generator.name}' needs; "
+                    f"try {max(multiple, side - side % multiple)}",
+                )

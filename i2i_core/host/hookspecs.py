@@ -64,6 +64,12 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_metrics(register: Register) -> None:
+    """Register metrics: subclasses of :class:`i2i_core.metric.Metric` scoring a translation against the target
+    domain, the ground truth or its own input (KID, SWD, PSNR...); ``i2i eval`` and ``output.eval_every`` run them."""
+
+
+@hookspec
 def register_reporters(register: Register) -> None:
     """Register reporters: objects that analyse images during or after training."""
 

@@ -22,6 +22,7 @@ HOOKS: dict[str, str] = {
     "head": "register_heads",
     "method": "register_methods",
     "dataset": "register_datasets",
+    "metric": "register_metrics",
     "reporter": "register_reporters",
 }
 KINDS = tuple(HOOKS)

@@ -33,8 +33,8 @@ def progress_bar(total: int, initial: int, show: bool | None) -> Any:
 
 
 class RunLog:
-    """``metrics.jsonl`` (and TensorBoard scalars of ``loss_names`` and the learning rate when available): metric
-    lines and warnings, by step."""
+    """``metrics.jsonl`` (and TensorBoard scalars of ``loss_names``, the learning rate and evaluation scores when
+    available): metric lines and warnings, by step."""
 
     def __init__(self, run_dir: Path, loss_names: tuple[str, ...]) -> None:
         self.file = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 (closed by close())
@@ -48,6 +48,8 @@ class RunLog:
             for name in (*self.loss_names, "lr"):
                 if name in record:
                     self.tensorboard.add_scalar(f"loss/{name}" if name != "lr" else "lr", record[name], record["step"])
+            for name, value in record.get("eval", {}).items():
+                self.tensorboard.add_scalar(f"eval/{name}", value, record["step"])
 
     def warning(self, step: int, message: str) -> None:
         """Warn now (once per call) and keep the warning in ``metrics.jsonl``."""

@@ -12,6 +12,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from i2i_core.recipe import Recipe
 from i2i_core.seeds import loader_seed, rank_seed
 from i2i_core.training import distributed
 from i2i_core.training.build import build_dataset, build_trainer, compute_layout, fixed_sample_batch
+from i2i_core.training.evaluator import Evaluator
 from i2i_core.training.log import RunLog, progress_bar
 from i2i_core.training.monitors import CollapseMonitor, DiscriminatorMonitor
 from i2i_core.training.run_folder import hold_run_folder, resume, run_dir_of, start_run_folder
@@ -44,6 +47,7 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
     interrupted: bool = False
+    out_of_time: bool = False  # stopped by the time budget (train.minutes) before the schedule's end
     stop_signal: int | None = None  # the signal that stopped an interrupted run (SIGINT or SIGTERM)
     seconds: float = 0.0
     steps_per_second: float = 0.0
@@ -111,15 +115,19 @@ class Checkpoints:
             job,
         )
 
+    def extra(self, progress: Progress) -> dict[str, Any]:
+        """What a checkpoint of ``progress`` records besides the method's state."""
+        return {
+            "lr": self.schedule.lr_at(max(progress.step - 1, 0)),
+            "recipe": self.recipe.name,
+            "world_size": self.job.world_size,
+            "method": self.recipe["method"],
+        }
+
     def save(self, progress: Progress) -> Path:
         path = self.folder / checkpoint_name(progress.step)
         if self.job.is_main:
-            extra = {
-                "lr": self.schedule.lr_at(max(progress.step - 1, 0)),
-                "recipe": self.recipe.name,
-                "world_size": self.job.world_size,
-                "method": self.recipe["method"],
-            }
+            extra = self.extra(progress)
             path = save_training_checkpoint(self.folder, self.trainer, progress, self.trainer.network_specs, extra)
             prune_checkpoints(self.folder, self.recipe["output.keep_last"])
         self.job.barrier()
@@ -148,6 +156,25 @@ class Samples:
             for t in translations.values():
                 if message := self.collapse.check(t.network, images[t.source], images[t.output], step):
                     self.log.warning(step, message)
+
+
+class TrainingTime:
+    """Seconds spent training, in this session and the ones before it (``before``), evaluation excluded."""
+
+    def __init__(self, before: float) -> None:
+        self.before, self.since, self.excluded = before, time.perf_counter(), 0.0
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.since - self.excluded
+
+    @contextmanager
+    def excluding(self) -> Iterator[None]:
+        """Leave out the time spent in the ``with`` block."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - start
 
 
 class Throughput:
@@ -230,24 +257,29 @@ def _train(
             trainer.reseed(recipe["train.seed"], job.rank, progress.step)
         log = RunLog(run_dir, trainer.loss_names) if job.is_main else None
         samples = Samples(run_dir, sample_batch, trainer, reporters, log) if log is not None else None
+        evaluator = Evaluator(run_dir, recipe, trainer, log) if log is not None else None
         checkpoints = Checkpoints(run_dir, recipe, trainer, schedule, job)
+        clock, budget = TrainingTime(progress.train_seconds), recipe["train.minutes"] * 60
         discriminators = DiscriminatorMonitor(trainer.discriminator_losses)
         bar = progress_bar(schedule.total_steps, progress.step, show_progress if job.is_main else False)
         losses: dict[str, float] = {}
         start_step, started, throughput = progress.step, time.perf_counter(), Throughput()
 
         trainer.train()
-        stopping = False
-        while progress.step < schedule.total_steps and not stopping:
+        stopping, out_of_time = False, bool(budget) and progress.train_seconds >= budget
+        while progress.step < schedule.total_steps and not (stopping or out_of_time):
             for batch in epoch_loader(train_set, recipe, progress, job):
                 pretraining = schedule.pretraining(progress.step)
                 trainer.set_lr(schedule.lr_at(progress.step))
                 losses = trainer.pretrain_step(batch) if pretraining else trainer.train_step(batch)
                 progress.advance(schedule.steps_per_epoch)
+                progress.train_seconds = clock.seconds()
                 throughput.count()
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in trainer.shown_losses}, refresh=False)
-                step, done = progress.step, progress.step >= schedule.total_steps
+                # the budget is rank 0's: the others wait for it while it evaluates
+                out_of_time = job.any(bool(budget) and job.is_main and progress.train_seconds >= budget)
+                step, done = progress.step, progress.step >= schedule.total_steps or out_of_time
                 stopping = job.any(stop.received is not None)
                 if log is not None:
                     if not pretraining:
@@ -268,6 +300,9 @@ def _train(
                         )
                     if cadence.samples(step, done):
                         samples.save(step, watch_collapse=not schedule.pretraining(step - 1))
+                    if evaluator.due(step, done) and not schedule.pretraining(step - 1):
+                        with clock.excluding():
+                            evaluator.run(progress, checkpoints.extra(progress))
                 if cadence.checkpoints(step, done):
                     checkpoint = checkpoints.save(progress)
                 if done or stopping:
@@ -285,6 +320,7 @@ def _train(
         metrics=losses,
         checkpoint=checkpoint,
         interrupted=stopping,
+        out_of_time=out_of_time and not stopping,
         # a process of a torchrun job that another one's signal stopped reports SIGTERM
         stop_signal=(stop.received or signal.SIGTERM) if stopping else None,
         seconds=seconds,

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from i2i_core.checkpoint import (
+    BEST,
     atomic_write_bytes,
     checkpoint_name,
     list_checkpoints,
@@ -41,11 +42,13 @@ STATE_FORMAT = "i2i-training/1"
 
 @dataclass
 class Progress:
-    """Where training stands: optimisation steps done, and the epoch and batch they end in."""
+    """Where training stands: optimisation steps done, the epoch and batch they end in, and the seconds spent
+    training them (over every session of the run, evaluation excluded)."""
 
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    train_seconds: float = 0.0
 
     def advance(self, steps_per_epoch: int) -> None:
         """Count one step done, moving on to the next epoch after its ``steps_per_epoch``-th batch."""
@@ -69,14 +72,15 @@ def save_training_checkpoint(
     progress: Progress,
     components: dict[str, NetworkSpec],
     extra: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> Path:
-    """Write ``folder/step_XXXXXXX`` atomically and return its path.
+    """Write ``folder/step_XXXXXXX`` (or ``folder/<name>``) atomically and return its path.
 
     ``components`` maps each network name to its (kind, name, options), so a checkpoint alone
     rebuilds its networks. On failure the temporary folder is removed and the error names what was written.
     """
     folder = Path(folder)
-    final = folder / checkpoint_name(progress.step)
+    final = folder / (name or checkpoint_name(progress.step))
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"  # unique: never another's
     try:
@@ -143,7 +147,8 @@ def recover_checkpoints(folder: str | os.PathLike) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         return
-    for leftover in sorted(p for p in folder.glob(".step_*") if p.is_dir()):
+    leftovers = (p for p in folder.glob(".*") if p.is_dir() and p.name.startswith((".step_", f".{BEST}.")))
+    for leftover in sorted(leftovers):
         final = folder / leftover.name[1:].split(".")[0]
         if (final / "state.json").is_file() or not (leftover / "state.json").is_file():
             shutil.rmtree(leftover)
@@ -191,7 +196,12 @@ def read_training_checkpoint(path: str | os.PathLike, trainer: Method, method: s
     path = Path(path)
     try:
         state = json.loads((path / "state.json").read_text())
-        progress = Progress(step=state["step"], epoch=state["epoch"], batch_in_epoch=state["batch_in_epoch"])
+        progress = Progress(
+            step=state["step"],
+            epoch=state["epoch"],
+            batch_in_epoch=state["batch_in_epoch"],
+            train_seconds=float(state.get("train_seconds", 0.0)),  # not kept by checkpoints before train.minutes
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
     if state.get("format") != STATE_FORMAT:

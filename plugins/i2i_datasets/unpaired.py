@@ -1,4 +1,5 @@
-"""Unpaired image folders in the CycleGAN layout: ``<root>/<split>A`` and ``<root>/<split>B``."""
+"""Unpaired image folders in the CycleGAN layout: ``<root>/<split>A`` and ``<root>/<split>B``, and optionally
+``<root>/<split>GT``: the ground truth of each ``<split>A`` image in domain B, under the same file stem."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def unpaired_folder(
 ) -> UnpairedFolder:
     """Unpaired images from <root>/<split>A and <root>/<split>B (CycleGAN layout); root may be builtin:<name>.
 
-    Every file is decoded once up front; unreadable files fail the run (``on_bad_image="error"``) or are left
+    A test split may also hold ``<split>GT/``: for each A image, its ground truth in domain B under the same
+    file stem (e.g. ``testA/cat.jpg`` and ``testGT/cat.png``); items then carry it as ``A_truth``. Every file is decoded once up front; unreadable files fail the run (``on_bad_image="error"``) or are left
     out with a warning (``"skip"``). ``cache`` keeps the resized images in memory.
     """
     for key, value in (("load_size", load_size), ("crop_size", crop_size)):
@@ -52,7 +54,8 @@ def unpaired_folder(
 class UnpairedFolder(Dataset):
     """Items ``{"A": (3, crop, crop), "B": (3, crop, crop), "A_path": str, "B_path": str}``, values in [-1, 1].
 
-    One epoch is ``max(|A|, |B|)`` items. Split ``"train"``: item ``i`` takes A image ``i % |A|`` and a random
+    Items of a split other than ``"train"`` with a ``<split>GT`` folder also hold ``"A_truth"``: the ground truth
+    of their A image, resized as it is. One epoch is ``max(|A|, |B|)`` items. Split ``"train"``: item ``i`` takes A image ``i % |A|`` and a random
     B image, each resized to ``load_size``, randomly cropped to ``crop_size`` and randomly mirrored (if
     ``flip``); the randomness comes from torch's global RNG, so ``torch.manual_seed`` fixes it. Other splits
     are deterministic: A ``i % |A|``, B ``i % |B|``, resized to ``crop_size``, not mirrored.
@@ -96,6 +99,21 @@ class UnpairedFolder(Dataset):
         for domain, folder in folders.items():
             if not self.files[domain]:
                 raise I2IError(f"no readable images left in {folder} after skipping unreadable ones")
+        self.truth_files = None if self.train else self._truth_files(root / f"{split}GT")
+
+    def _truth_files(self, folder: Path) -> list[Path] | None:
+        """The ground-truth file of each A image in ``folder`` (same stem), or None without the folder."""
+        if not folder.is_dir():
+            return None
+        by_stem = {path.stem: path for path in find_images(folder)}
+        missing = [path.name for path in self.files["A"] if path.stem not in by_stem]
+        if missing:
+            raise I2IError(
+                f"{folder}: no ground truth for {len(missing)} of the {len(self.files['A'])} images of "
+                f"{self.split}A ({', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}); each needs a file "
+                "of the same name (any image format) in it"
+            )
+        return [by_stem[path.stem] for path in self.files["A"]]
 
     def _list(self, folder: Path) -> list[Path]:
         if not folder.is_dir():
@@ -130,12 +148,15 @@ class UnpairedFolder(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         a = index % len(self.files_A)
         b = int(torch.randint(len(self.files_B), ())) if self.train else index % len(self.files_B)
-        return {
+        item = {
             "A": self._transform("A", a),
             "B": self._transform("B", b),
             "A_path": str(self.files_A[a]),
             "B_path": str(self.files_B[b]),
         }
+        if self.truth_files is not None:
+            item["A_truth"] = crop_flip(self._resize(load_rgb(self.truth_files[a])), self.crop_size, 0, 0, False)
+        return item
 
     def _transform(self, domain: str, index: int) -> torch.Tensor:
         path = self.files[domain][index]
