@@ -141,7 +141,7 @@ def conv_bias(norm: str) -> bool:
 @torch.no_grad()
 def init_reference_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     """The reference initialisation: normal(0, std) on Conv/ConvTranspose/Linear weights, zero biases,
-    normal(1, std) on batch-norm weights. Returns ``module``."""
+    normal(1, std) on batch-norm weights; then :func:`restore_identity_init`. Returns ``module``."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             nn.init.normal_(m.weight, 0.0, std)
@@ -150,6 +150,35 @@ def init_reference_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+    return restore_identity_init(module)
+
+
+@torch.no_grad()
+def restore_identity_init(module: nn.Module) -> nn.Module:
+    """Re-apply the deliberate initialisation of ``module`` and its submodules: call ``reset_identity()`` on
+    each that defines it, outermost first. Returns ``module``.
+
+    The convention, for plugin authors: a module whose starting weights are chosen on purpose rather than drawn
+    (a generator built with ``residual=True`` zeroes its output convolution so that it starts as the identity)
+    defines a method ``reset_identity()`` that sets those weights again, in place. It must draw no random
+    numbers (so the rest of the network gets the same weights for the same seed whether or not it runs) and
+    work on the ``meta`` device (set values, read none); where the module has nothing to restore it does
+    nothing. Every function that (re-)initialises a network's weights calls this function on the network
+    last, so that a zero head survives it: :func:`init_reference_weights` does, and so does CUT's
+    ``xavier_init``. A custom initialiser that loops over ``module.modules()`` should end the same way.
+
+    Example:
+        >>> class Zeroed(nn.Linear):
+        ...     def reset_identity(self):
+        ...         self.weight.zero_()
+        >>> net = init_reference_weights(nn.Sequential(nn.Linear(2, 2), Zeroed(2, 2)))
+        >>> bool(net[0].weight.any()), bool(net[1].weight.any())
+        (True, False)
+    """
+    for m in module.modules():
+        reset = getattr(m, "reset_identity", None)
+        if callable(reset):
+            reset()
     return module
 
 

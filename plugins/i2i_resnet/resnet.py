@@ -3,6 +3,11 @@
 Johnson et al.'s encoder / residual blocks / decoder, optionally with CUT's anti-aliased down- and up-sampling.
 The module layout (and so every state-dict key) matches the reference implementations, so reference checkpoints
 load as they are.
+
+With ``residual=True`` the generator changes its input instead of drawing a new image: the output is
+``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))``, ``head`` the last convolution, which starts at zero, so
+that an untrained generator is the identity (up to the clamp, eps = :data:`RESIDUAL_EPS`). Same layout, same
+state-dict keys and the same other weights for the same seed as without it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,26 @@ from i2i_core.layers import (
 from i2i_resnet.antialias import Downsample, Upsample
 
 PADDINGS = {"reflect": ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
+
+#: How far inside (-1, 1) a residual generator clamps its input before ``atanh``: an untrained one maps
+#: x to clamp(x, -1 + eps, 1 - eps), within eps of x.
+RESIDUAL_EPS = 1e-3
+
+
+def residual_output(x: torch.Tensor, h: torch.Tensor, eps: float = RESIDUAL_EPS) -> torch.Tensor:
+    """``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + h)``: the image ``x`` moved by ``h`` in atanh space, in (-1, 1).
+
+    Computed in at least float32 (in bf16, 1 - eps rounds to 1, whose atanh is infinite) and returned in the
+    dtype of ``h``.
+
+    Example:
+        >>> x = torch.tensor([-1.0, 0.0, 0.5, 1.0])
+        >>> residual_output(x, torch.zeros(4))
+        tensor([-0.9990,  0.0000,  0.5000,  0.9990])
+    """
+    dtype = torch.promote_types(torch.promote_types(x.dtype, h.dtype), torch.float32)
+    base = torch.atanh(x.to(dtype).clamp(-1 + eps, 1 - eps))
+    return torch.tanh(base + h.to(dtype)).to(h.dtype)
 
 
 def _padded_conv(in_ch: int, out_ch: int, kernel: int, padding: str, bias: bool) -> list[nn.Module]:
@@ -73,10 +98,15 @@ class ResnetGenerator(nn.Module):
             of a stride-2 convolution.
         antialias_up: up-sample with a blurred transposed "convolution", then a 3x3 convolution, norm, ReLU (CUT's
             default) instead of a transposed convolution.
+        residual: output ``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))`` (see :func:`residual_output`)
+            instead of ``tanh(head(h))``, with :attr:`head` (the last 7x7 convolution) initialised to zero: the
+            untrained generator is the identity up to the clamp. :meth:`reset_identity` zeroes the head again;
+            initialisers call it (:func:`i2i_core.layers.restore_identity_init`).
 
     Features (CUT's encoder features): layer ``i`` is the output of ``model[i]``, 0 the reflect-padded input.
     ``feature_layers`` are the input, both down-sampling convolutions and the first and fifth residual blocks:
-    0, 4, 8, 12, 16 when anti-aliased (as reference CUT), 0, 4, 7, 10, 14 otherwise.
+    0, 4, 8, 12, 16 when anti-aliased (as reference CUT), 0, 4, 7, 10, 14 otherwise. With ``residual`` the last
+    layer (``model[-1]``, the tanh) is the generator's output.
 
     Example:
         >>> net = ResnetGenerator(n_blocks=2, ngf=8)
@@ -97,8 +127,10 @@ class ResnetGenerator(nn.Module):
         padding: str = "reflect",
         antialias: bool = False,
         antialias_up: bool = False,
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        self.residual = residual
         bias = conv_bias(norm)
         # As in the reference, the 7x7 convolutions are always reflection-padded; ``padding`` is for the blocks.
         layers: list[nn.Module] = [*_padded_conv(3, ngf, 7, "reflect", bias), norm_layer(norm, ngf), nn.ReLU(True)]
@@ -128,11 +160,30 @@ class ResnetGenerator(nn.Module):
         blocks = (first_block, first_block + min(4, n_blocks - 1)) if n_blocks else ()
         #: CUT's default NCE layers: the padded input, both down-sampling convolutions, the first and fifth block
         self.feature_layers = tuple(dict.fromkeys((0, *downs, *blocks)))
-        init_reference_weights(self)
+        init_reference_weights(self)  # ends with reset_identity()
+
+    @property
+    def head(self) -> nn.Conv2d:
+        """The output convolution (7x7, to 3 channels), just before the tanh."""
+        return self.model[-2]
+
+    @torch.no_grad()
+    def reset_identity(self) -> None:
+        """With ``residual``, zero the head's weight and bias, which makes the generator the identity (up to the
+        clamp); without, nothing. Draws no random numbers."""
+        if self.residual:
+            self.head.weight.zero_()
+            self.head.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
-        return self.model(x)
+        if not self.residual:
+            return self.model(x)
+        *layers, _tanh = self.model
+        h = x
+        for layer in layers:
+            h = layer(h)
+        return residual_output(x, h)
 
     def _check_layers(self, layers: Sequence[int]) -> None:
         bad = [i for i in layers if not isinstance(i, int) or not 0 <= i < len(self.model)]
@@ -152,9 +203,9 @@ class ResnetGenerator(nn.Module):
         ``layers``. Runs the network only as deep as the deepest layer asked for."""
         check_images(x, "generator input", self.size_multiple)
         self._check_layers(layers)
-        wanted, last, found = set(layers), max(layers), {}
+        wanted, last, found, image = set(layers), max(layers), {}, x
         for i, layer in enumerate(self.model[: last + 1]):
-            x = layer(x)
+            x = residual_output(image, x) if self.residual and i == len(self.model) - 1 else layer(x)
             if i in wanted:
                 # an in-place activation next would overwrite the feature
                 found[i] = x.clone() if i < last and getattr(self.model[i + 1], "inplace", False) else x
@@ -168,11 +219,13 @@ def resnet9(
     padding: str = "reflect",
     antialias: bool = False,
     antialias_up: bool = False,
+    residual: bool = False,
 ) -> ResnetGenerator:
     """ResNet generator with 9 residual blocks (CycleGAN's default for 256x256 images).
 
-    With ``antialias`` and ``antialias_up``, CUT's generator."""
-    return ResnetGenerator(9, ngf, norm, dropout, padding, antialias, antialias_up)
+    With ``antialias`` and ``antialias_up``, CUT's generator; with ``residual``, one that starts as the identity
+    (see :class:`ResnetGenerator`)."""
+    return ResnetGenerator(9, ngf, norm, dropout, padding, antialias, antialias_up, residual)
 
 
 def resnet6(
@@ -182,6 +235,9 @@ def resnet6(
     padding: str = "reflect",
     antialias: bool = False,
     antialias_up: bool = False,
+    residual: bool = False,
 ) -> ResnetGenerator:
-    """ResNet generator with 6 residual blocks (CycleGAN's choice for 128x128 images)."""
-    return ResnetGenerator(6, ngf, norm, dropout, padding, antialias, antialias_up)
+    """ResNet generator with 6 residual blocks (CycleGAN's choice for 128x128 images).
+
+    With ``residual``, one that starts as the identity (see :class:`ResnetGenerator`)."""
+    return ResnetGenerator(6, ngf, norm, dropout, padding, antialias, antialias_up, residual)

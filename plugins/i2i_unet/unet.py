@@ -2,6 +2,11 @@
 
 Built from nested skip blocks, innermost first. The module layout (and so every state-dict key) matches the
 reference implementation, so reference checkpoints load as they are.
+
+With ``residual=True`` the generator changes its input instead of drawing a new image: the output is
+``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))``, ``head`` the outermost up-sampling (transposed)
+convolution, which starts at zero, so that an untrained generator is the identity (up to the clamp, eps =
+:data:`RESIDUAL_EPS`). Same layout, same state-dict keys and the same other weights for the same seed as without.
 """
 
 from __future__ import annotations
@@ -12,6 +17,21 @@ import torch
 from torch import nn
 
 from i2i_core.layers import ConvTranspose2d, check_images, conv_bias, init_reference_weights, norm_layer
+
+#: How far inside (-1, 1) a residual generator clamps its input before ``atanh``: an untrained one maps
+#: x to clamp(x, -1 + eps, 1 - eps), within eps of x.
+RESIDUAL_EPS = 1e-3
+
+
+def residual_output(x: torch.Tensor, h: torch.Tensor, eps: float = RESIDUAL_EPS) -> torch.Tensor:
+    """``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + h)``: the image ``x`` moved by ``h`` in atanh space, in (-1, 1).
+
+    Computed in at least float32 (in bf16, 1 - eps rounds to 1, whose atanh is infinite) and returned in the
+    dtype of ``h``.
+    """
+    dtype = torch.promote_types(torch.promote_types(x.dtype, h.dtype), torch.float32)
+    base = torch.atanh(x.to(dtype).clamp(-1 + eps, 1 - eps))
+    return torch.tanh(base + h.to(dtype)).to(h.dtype)
 
 
 class UnetSkipBlock(nn.Module):
@@ -72,6 +92,10 @@ class UnetGenerator(nn.Module):
         ngf: filters of the outermost level; levels have ngf, 2ngf, 4ngf, then 8ngf.
         norm: ``instance``, ``batch`` or ``none``.
         dropout: dropout 0.5 in the 8ngf levels below the innermost.
+        residual: output ``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))`` (see :func:`residual_output`)
+            instead of ``tanh(head(h))``, with :attr:`head` (the outermost transposed convolution) initialised to
+            zero: the untrained generator is the identity up to the clamp. :meth:`reset_identity` zeroes the head
+            again; initialisers call it (:func:`i2i_core.layers.restore_identity_init`).
 
     Features (CUT's encoder features): layer 0 is the input, layer ``k`` (1 to ``num_downs``) the output of the
     ``k``-th down-sampling, at 1/2^k of the input size.
@@ -87,11 +111,14 @@ class UnetGenerator(nn.Module):
     #: CUT's default NCE layers: the input and the first four down-samplings.
     feature_layers = (0, 1, 2, 3, 4)
 
-    def __init__(self, num_downs: int = 8, ngf: int = 64, norm: str = "instance", dropout: bool = False) -> None:
+    def __init__(
+        self, num_downs: int = 8, ngf: int = 64, norm: str = "instance", dropout: bool = False, residual: bool = False
+    ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5, got {num_downs}")
         self.size_multiple = 2**num_downs
+        self.residual = residual
         block = UnetSkipBlock(ngf * 8, ngf * 8, norm=norm)
         for _ in range(num_downs - 5):
             block = UnetSkipBlock(ngf * 8, ngf * 8, block, norm=norm, dropout=dropout)
@@ -99,11 +126,30 @@ class UnetGenerator(nn.Module):
         block = UnetSkipBlock(ngf * 2, ngf * 4, block, norm=norm)
         block = UnetSkipBlock(ngf, ngf * 2, block, norm=norm)
         self.model = UnetSkipBlock(3, ngf, block, in_channels=3, outermost=True, norm=norm)
-        init_reference_weights(self)
+        init_reference_weights(self)  # ends with reset_identity()
+
+    @property
+    def head(self) -> nn.ConvTranspose2d:
+        """The output convolution (the outermost level's transposed convolution, to 3 channels), before the tanh."""
+        return self.model.model[-2]
+
+    @torch.no_grad()
+    def reset_identity(self) -> None:
+        """With ``residual``, zero the head's weight and bias, which makes the generator the identity (up to the
+        clamp); without, nothing. Draws no random numbers."""
+        if self.residual:
+            self.head.weight.zero_()
+            self.head.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
-        return self.model(x)
+        if not self.residual:
+            return self.model(x)
+        *layers, _tanh = self.model.model  # the outermost level has no skip: down, inner levels, ReLU, head, tanh
+        h = x
+        for layer in layers:
+            h = layer(h)
+        return residual_output(x, h)
 
     def _levels(self) -> list[UnetSkipBlock]:
         """The skip blocks, outermost first."""
@@ -138,11 +184,15 @@ class UnetGenerator(nn.Module):
         return [found[i] for i in layers]
 
 
-def unet128(ngf: int = 64, norm: str = "instance", dropout: bool = False) -> UnetGenerator:
-    """U-Net generator with 7 down-samplings (inputs a multiple of 128)."""
-    return UnetGenerator(7, ngf=ngf, norm=norm, dropout=dropout)
+def unet128(ngf: int = 64, norm: str = "instance", dropout: bool = False, residual: bool = False) -> UnetGenerator:
+    """U-Net generator with 7 down-samplings (inputs a multiple of 128).
+
+    With ``residual``, one that starts as the identity (see :class:`UnetGenerator`)."""
+    return UnetGenerator(7, ngf=ngf, norm=norm, dropout=dropout, residual=residual)
 
 
-def unet256(ngf: int = 64, norm: str = "instance", dropout: bool = False) -> UnetGenerator:
-    """U-Net generator with 8 down-samplings (inputs a multiple of 256)."""
-    return UnetGenerator(8, ngf=ngf, norm=norm, dropout=dropout)
+def unet256(ngf: int = 64, norm: str = "instance", dropout: bool = False, residual: bool = False) -> UnetGenerator:
+    """U-Net generator with 8 down-samplings (inputs a multiple of 256).
+
+    With ``residual``, one that starts as the identity (see :class:`UnetGenerator`)."""
+    return UnetGenerator(8, ngf=ngf, norm=norm, dropout=dropout, residual=residual)
