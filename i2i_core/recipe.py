@@ -19,6 +19,7 @@ import tomli_w
 import torch
 
 from i2i_core.assignments import parse_assignment
+from i2i_core.augment import AUGMENT_DEFAULTS, check_augment
 from i2i_core.errors import I2IError, did_you_mean
 from i2i_core.host.registry import Component, create, get_component, list_components
 
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "minutes": 0.0,
     },
-    "augment": {"policy": "", "probability": 1.0, "ada_target": 0.0, "ada_interval": 4, "ada_steps": 500},
+    "augment": dict(AUGMENT_DEFAULTS),
     "output": {
         "dir": "",
         "checkpoint_every": 500,
@@ -590,6 +591,7 @@ def _check_values(values: dict[str, Any], schema: Schema, source: str) -> None:
     if train["minutes"] < 0:
         fail("train.minutes", f"must be >= 0 (0: no time budget), got {train['minutes']}")
     _check_eval(values, schema, fail)
+    check_augment(values["augment"], fail)
     for key in ("checkpoint_every", "sample_every", "log_every", "keep_last", "eval_every"):
         if output[key] < 0:
             fail(f"output.{key}", f"must be >= 0, got {output[key]}")

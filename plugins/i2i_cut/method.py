@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from i2i_core.augment import DiscriminatorAugment, gan_threshold
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import I2IError
 from i2i_core.host.registry import create
@@ -69,6 +70,9 @@ class CUT(Method):
             ``flip()`` may replace it).
         precision, channels_last: as CycleGAN's: ``fp32``, ``bf16`` (compute copies) or ``fp16`` (autocast and
             loss scaling); the optimisers step fp32 weights.
+        augment: what every input of the discriminator goes through, reals and fakes, in D's step and in G's
+            (the recipe's ``augment`` table, see :mod:`i2i_core.augment`); ``None``: nothing. When it is on, the
+            steps also return ``aug_p``, the probability the step used.
     """
 
     recipe_defaults: ClassVar[dict[str, Any]] = {
@@ -112,11 +116,12 @@ class CUT(Method):
         if recipe["init.type"] == "xavier":
             for net in (G, D, F):
                 xavier_init(net, recipe["init.gain"])
+        gan_loss = recipe.create("loss", "gan")
         method = cls(
             G,
             D,
             F,
-            gan_loss=recipe.create("loss", "gan"),
+            gan_loss=gan_loss,
             nce_loss=recipe.create("loss", "nce"),
             gan_weight=recipe["loss.gan.weight"],
             nce_weight=recipe["loss.nce.weight"],
@@ -130,6 +135,7 @@ class CUT(Method):
             precision=layout.precision,
             device=device,
             channels_last=layout.channels_last,
+            augment=DiscriminatorAugment.from_recipe(recipe.get("augment"), gan_threshold(gan_loss)),
         )
         method.network_specs = {
             "G": ("generator", recipe["model.generator.name"], recipe.component_options("model", "generator")),
@@ -188,6 +194,7 @@ class CUT(Method):
         precision: str = "fp32",
         device: torch.device | str = "cpu",
         channels_last: bool | None = None,
+        augment: DiscriminatorAugment | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.G, self.D, self.F = (n.to(self.device) for n in (G, D, F))
@@ -212,6 +219,9 @@ class CUT(Method):
             "D": self.copies["D"].module,
             "F": self.copies["F"].module,
         }
+        self.augment = augment if augment is not None and augment.enabled else None
+        if self.augment is not None:
+            self.loss_names = (*LOSS_NAMES, "aug_p")
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -229,6 +239,8 @@ class CUT(Method):
                     dist.broadcast(tensor, 0)
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.trained = {name: DistributedDataParallel(module, device_ids=ids) for name, module in self.trained.items()}
+        if self.augment is not None:
+            self.augment.distributed = True  # every process moves the probability alike
 
     def set_lr(self, lr: float) -> None:
         for optimizer in self.optimizers.values():
@@ -260,7 +272,7 @@ class CUT(Method):
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One step on ``batch["A"]`` and ``batch["B"]``, (B, 3, H, W) in [-1, 1]: G's forward, D's step, then
         G's and F's step. Returns the losses of :data:`LOSS_NAMES` (``D`` is the mean of ``D_real`` and
-        ``D_fake``; ``NCE_Y`` is 0 without ``idt``)."""
+        ``D_fake``; ``NCE_Y`` is 0 without ``idt``), and ``aug_p`` when augmenting."""
         self._pull_weights()
         real_A, real_B = self._prepare(batch["A"]), self._prepare(batch["B"])
         real = torch.cat([real_A, real_B]) if self.idt else real_A
@@ -268,11 +280,12 @@ class CUT(Method):
         with autocast(self.precision, self.device):
             fake = self.trained["G"](real.flip(3) if flipped else real)
         fake_B, idt_B = fake[: len(real_A)], fake[len(real_A) :]
+        p = self.augment.p if self.augment is not None else None
         losses = self._discriminator_step(real_B, fake_B.detach())
         self.copies["D"].pull_weights()  # G's adversarial loss uses the updated discriminator
         losses.update(self._generator_step(real_A, real_B, fake_B, idt_B, flipped))
         self.scaler.update()
-        return {name: float(losses[name]) for name in LOSS_NAMES}
+        return self._reported({name: float(losses[name]) for name in LOSS_NAMES}, p, len(real_B))
 
     def pretrain_step(self, batch: Batch) -> dict[str, float]:
         """Train only the discriminator against the generator's current outputs; returns ``D_real``, ``D_fake``
@@ -281,17 +294,36 @@ class CUT(Method):
         real_A, real_B = self._prepare(batch["A"]), self._prepare(batch["B"])
         with torch.no_grad(), autocast(self.precision, self.device):
             fake_B = self.copies["G"].module(real_A)
+        p = self.augment.p if self.augment is not None else None
         losses = self._discriminator_step(real_B, fake_B)
         self.scaler.update()
-        return {name: float(value) for name, value in losses.items()}
+        return self._reported({name: float(value) for name, value in losses.items()}, p, len(real_B))
+
+    def _reported(self, losses: dict[str, float], p: float | None, images: int) -> dict[str, float]:
+        """End a step: ``losses``, with ``aug_p`` (the probability the step augmented with) when augmenting; the
+        adaptive probability counts the step's ``images``."""
+        if self.augment is not None:
+            self.augment.step(images)
+            losses["aug_p"] = p
+        return losses
+
+    def _augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` as the discriminator sees them: augmented (in the compute copies' dtype and layout) when
+        the recipe says so, else themselves."""
+        if self.augment is None:
+            return images
+        return self._prepare(self.augment(images))
 
     def _discriminator_step(self, real_B: torch.Tensor, fake_B: torch.Tensor) -> dict[str, torch.Tensor]:
         self.optimizers["D"].zero_grad(set_to_none=True)
         D = self.trained["D"]
         with autocast(self.precision, self.device):
-            fake = self._loss(self.gan_loss, D(fake_B), False)
-            real = self._loss(self.gan_loss, D(real_B), True)
+            fake = self._loss(self.gan_loss, D(self._augmented(fake_B)), False)
+            real_logits = D(self._augmented(real_B))
+            real = self._loss(self.gan_loss, real_logits, True)
             loss = (fake + real) * 0.5
+        if self.augment is not None:
+            self.augment.observe(real_logits)
         self.scaler.scale(loss).backward()
         self._step("D")
         return {"D_real": real.detach(), "D_fake": fake.detach(), "D": loss.detach()}
@@ -305,7 +337,11 @@ class CUT(Method):
         self.optimizers["F"].zero_grad(set_to_none=True)
         zero = torch.zeros((), device=self.device)
         with autocast(self.precision, self.device):
-            gan = self._loss(self.gan_loss, D(fake_B), True) * self.gan_weight if self.gan_weight else zero
+            gan = (
+                self._loss(self.gan_loss, D(self._augmented(fake_B)), True) * self.gan_weight
+                if self.gan_weight
+                else zero
+            )
             nce = self._nce(real_A, fake_B, flipped) if self.nce_weight else zero
             nce_Y = self._nce(real_B, idt_B, flipped) if self.nce_weight and self.idt else zero
             loss = gan + ((nce + nce_Y) * 0.5 if self.idt else nce)
@@ -350,6 +386,8 @@ class CUT(Method):
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors: dict[str, torch.Tensor] = {"draws": self.draws.state()}
         state: dict[str, Any] = {"scaler": self.scaler.state_dict()}
+        if self.augment is not None:
+            state["augment"] = self.augment.state_dict()
         for name, optimizer in self.optimizers.items():
             opt_tensors, state[f"opt_{name}.param_groups"] = optimizer_state(f"opt_{name}", optimizer)
             tensors.update(opt_tensors)
@@ -361,6 +399,8 @@ class CUT(Method):
         self.draws.load_state(tensors["draws"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.augment is not None and state.get("augment"):  # checkpoints from before augmentation have none
+            self.augment.load_state_dict(state["augment"])
 
 
 class FastCUT(CUT):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from i2i_core.augment import DiscriminatorAugment, gan_threshold
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.method import (
     Batch,
@@ -51,6 +52,10 @@ class CycleGAN(Method):
         precision: ``fp32``, ``bf16`` (the networks run as bf16 compute copies, see :mod:`i2i_core.compute_copy`)
             or ``fp16`` (autocast with loss scaling); the weights the optimisers step stay fp32.
         channels_last: run the compute copies channels-last (the default with bf16).
+        augment: what every discriminator input goes through, reals and fakes, in both steps (the recipe's
+            ``augment`` table, see :mod:`i2i_core.augment`); ``None``: nothing. One probability serves both
+            discriminators: with ADA it follows their outputs on reals together. When it is on, the steps also
+            return ``aug_p``, the probability the step used.
     """
 
     recipe_defaults: ClassVar[dict[str, Any]] = {
@@ -94,9 +99,10 @@ class CycleGAN(Method):
             for net, kind in NETWORK_KINDS.items()
         }
         nets = {net: recipe.create("model", kind) for net, (kind, _, _) in specs.items()}  # errors name the table
+        gan_loss = recipe.create("loss", "gan")
         method = cls(
             **nets,
-            gan_loss=recipe.create("loss", "gan"),
+            gan_loss=gan_loss,
             cycle_loss=recipe.create("loss", "cycle"),
             identity_loss=recipe.create("loss", "identity"),
             cycle_weight=recipe["loss.cycle.weight"],
@@ -108,6 +114,7 @@ class CycleGAN(Method):
             precision=layout.precision,
             device=device,
             channels_last=layout.channels_last,
+            augment=DiscriminatorAugment.from_recipe(recipe.get("augment"), gan_threshold(gan_loss)),
         )
         method.network_specs = specs
         return method
@@ -138,6 +145,7 @@ class CycleGAN(Method):
         precision: str = "fp32",
         device: torch.device | str = "cpu",
         channels_last: bool | None = None,
+        augment: DiscriminatorAugment | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.G_A, self.G_B, self.D_A, self.D_B = (n.to(self.device) for n in (G_A, G_B, D_A, D_B))
@@ -159,6 +167,9 @@ class CycleGAN(Method):
         }
         # what the steps call where gradients flow: the compute copies, or their DistributedDataParallel wrappers
         self.trained: dict[str, nn.Module] = {name: c.module for name, c in self.copies.items()}
+        self.augment = augment if augment is not None and augment.enabled else None
+        if self.augment is not None:
+            self.loss_names = (*LOSS_NAMES, "aug_p")
 
     def distribute(self) -> None:
         """Wrap the four networks' compute copies in ``DistributedDataParallel`` (the process group must exist):
@@ -172,6 +183,8 @@ class CycleGAN(Method):
                     dist.broadcast(tensor, 0)
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.trained = {name: DistributedDataParallel(c.module, device_ids=ids) for name, c in self.copies.items()}
+        if self.augment is not None:
+            self.augment.distributed = True  # every process moves the probability alike
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -199,12 +212,13 @@ class CycleGAN(Method):
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One step on ``batch["A"]`` and ``batch["B"]``, (B, 3, H, W) in [-1, 1]; returns the eight weighted
-        losses."""
+        losses (and ``aug_p`` when augmenting)."""
         self._pull_weights(*self.networks)
         real_A, real_B = self._prepare(batch["A"]), self._prepare(batch["B"])
+        p = self.augment.p if self.augment is not None else None
         losses = self._generator_step(real_A, real_B)
         losses.update(self._discriminator_step(real_A, real_B, losses.pop("fake_A"), losses.pop("fake_B")))
-        return {name: float(losses[name]) for name in LOSS_NAMES}
+        return self._reported({name: float(losses[name]) for name in LOSS_NAMES}, p, len(real_A))
 
     def pretrain_step(self, batch: Batch) -> dict[str, float]:
         """Train only the discriminators, against the generators' current outputs (which stay unchanged);
@@ -213,8 +227,24 @@ class CycleGAN(Method):
         real_A, real_B = self._prepare(batch["A"]), self._prepare(batch["B"])
         with torch.no_grad(), autocast(self.precision, self.device):
             fake_B, fake_A = self.copies["G_A"].module(real_A), self.copies["G_B"].module(real_B)
+        p = self.augment.p if self.augment is not None else None
         losses = self._discriminator_step(real_A, real_B, fake_A, fake_B)
-        return {name: float(value) for name, value in losses.items()}
+        return self._reported({name: float(value) for name, value in losses.items()}, p, len(real_A))
+
+    def _reported(self, losses: dict[str, float], p: float | None, images: int) -> dict[str, float]:
+        """End a step: ``losses``, with ``aug_p`` (the probability the step augmented with) when augmenting; the
+        adaptive probability counts the step's ``images``."""
+        if self.augment is not None:
+            self.augment.step(images)
+            losses["aug_p"] = p
+        return losses
+
+    def _augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` as a discriminator sees them: augmented (in the compute copies' dtype and layout) when the
+        recipe says so, else themselves."""
+        if self.augment is None:
+            return images
+        return self._prepare(self.augment(images))
 
     def _zero(self) -> torch.Tensor:
         return torch.zeros((), device=self.device)
@@ -255,12 +285,12 @@ class CycleGAN(Method):
                 self._backward(losses["idt_B"])
             with autocast(self.precision, self.device):
                 fake_B = G_A(real_A)
-                losses["G_A"] = self._loss(self.gan_loss, D_A(fake_B), True)
+                losses["G_A"] = self._loss(self.gan_loss, D_A(self._augmented(fake_B)), True)
                 losses["cycle_A"] = self._loss(self.cycle_loss, G_B(fake_B), real_A) * self.cycle_weight
             self._backward(losses["G_A"] + losses["cycle_A"])
         with autocast(self.precision, self.device):
             fake_A = G_B(real_B)
-            losses["G_B"] = self._loss(self.gan_loss, D_B(fake_A), True)
+            losses["G_B"] = self._loss(self.gan_loss, D_B(self._augmented(fake_A)), True)
             losses["cycle_B"] = self._loss(self.cycle_loss, G_A(fake_A), real_B) * self.cycle_weight
         self._backward(losses["G_B"] + losses["cycle_B"])
         self._push_gradients("G_A", "G_B")
@@ -278,18 +308,22 @@ class CycleGAN(Method):
         pooled_B = self._prepare(self.pool_B.query(fake_B.float()))
         pooled_A = self._prepare(self.pool_A.query(fake_A.float()))
         with autocast(self.precision, self.device):
-            D_A, D_B = self.trained["D_A"], self.trained["D_B"]
-            loss_D_A = 0.5 * (
-                self._loss(self.gan_loss, D_A(real_B), True) + self._loss(self.gan_loss, D_A(pooled_B), False)
-            )
-            loss_D_B = 0.5 * (
-                self._loss(self.gan_loss, D_B(real_A), True) + self._loss(self.gan_loss, D_B(pooled_A), False)
-            )
+            loss_D_A = self._discriminator_loss(self.trained["D_A"], real_B, pooled_B)
+            loss_D_B = self._discriminator_loss(self.trained["D_B"], real_A, pooled_A)
         self.scaler.scale(loss_D_A + loss_D_B).backward()
         self._push_gradients("D_A", "D_B")
         self.scaler.step(self.opt_D)
         self.scaler.update()
         return {"D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
+
+    def _discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Half the sum of ``D``'s GAN losses on ``real`` and on ``fake``, each as the discriminator sees it;
+        adaptive augmentation observes ``D``'s outputs on ``real``."""
+        real_logits = D(self._augmented(real))
+        loss = self._loss(self.gan_loss, real_logits, True) + self._loss(self.gan_loss, D(self._augmented(fake)), False)
+        if self.augment is not None:
+            self.augment.observe(real_logits)
+        return 0.5 * loss
 
     _loss = staticmethod(fp32_loss)
 
@@ -319,6 +353,8 @@ class CycleGAN(Method):
             pool_tensors, state[prefix] = pool.state_dict()
             tensors.update({f"{prefix}.{k}": v.cpu() for k, v in pool_tensors.items()})
         state["scaler"] = self.scaler.state_dict()
+        if self.augment is not None:
+            state["augment"] = self.augment.state_dict()
         return tensors, state
 
     def load_state_dict(self, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]) -> None:
@@ -331,3 +367,5 @@ class CycleGAN(Method):
             pool.load_state_dict(pool_tensors, state[prefix])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.augment is not None and state.get("augment"):  # checkpoints from before augmentation have none
+            self.augment.load_state_dict(state["augment"])

@@ -1,4 +1,9 @@
-"""Adversarial losses: ``loss(prediction, target_is_real) -> scalar``, averaged over every logit."""
+"""Adversarial losses: ``loss(prediction, target_is_real) -> scalar``, averaged over every logit.
+
+A GAN loss object may declare ``decision_threshold``: the discriminator output halfway between its real and fake
+targets, above which an output says "real". Adaptive augmentation (:mod:`i2i_core.augment`) measures how sure the
+discriminator is of reals against it; a loss that declares none gets 0 (right for losses on raw logits).
+"""
 
 from __future__ import annotations
 
@@ -32,12 +37,18 @@ def bce_gan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor
 class LSGANLoss(nn.Module):
     """Module twin of :func:`lsgan_loss`."""
 
+    #: halfway between the targets 1 (real) and 0 (fake)
+    decision_threshold = 0.5
+
     def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
         return lsgan_loss(prediction, target_is_real)
 
 
 class BCEGANLoss(nn.Module):
     """Module twin of :func:`bce_gan_loss`."""
+
+    #: the logit of probability 1/2
+    decision_threshold = 0.0
 
     def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
         return bce_gan_loss(prediction, target_is_real)
