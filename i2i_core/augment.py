@@ -257,6 +257,23 @@ def _raise_value_error(key: str, message: str) -> None:
     raise ValueError(f"{key} {message}")
 
 
+def augmented(
+    augment: DiscriminatorAugment | None, images: torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``images`` as a discriminator sees them: through ``augment`` and then ``prepare`` (a method's cast to its
+    compute copies' dtype and layout), or ``images`` themselves without augmentation."""
+    return images if augment is None else prepare(augment(images))
+
+
+def end_step(augment: DiscriminatorAugment | None, losses: dict[str, float], p: float | None, images: int) -> dict:
+    """End a method's training step: ``losses``, with ``aug_p`` (``p``, the probability the step augmented with)
+    when augmenting; the adaptive probability counts the step's ``images``."""
+    if augment is not None:
+        augment.step(images)
+        losses["aug_p"] = p
+    return losses
+
+
 def gan_threshold(gan_loss: Any) -> float:
     """The discriminator output halfway between a GAN loss's real and fake targets: its ``decision_threshold``
     attribute (0.5 for ``lsgan``, 0 for ``bce`` logits), 0 when it declares none."""

@@ -1,4 +1,4 @@
-"""Shared fixtures: golden vectors of the reference CycleGAN.
+"""Shared fixtures: golden vectors of the reference CycleGAN; one torch thread for tests of tiny operators.
 
 Temporary plugins come from i2i's pytest plugin (``i2i_plugin``, see ``i2i_core/pytest_plugin.py``)."""
 
@@ -36,3 +36,12 @@ def portable_state_dict(manifest: list[dict], seed: int) -> dict[str, torch.Tens
             assert hashlib.sha256(t.numpy().tobytes()).hexdigest() == entry["sha256"], entry["key"]
         state[entry["key"]] = t
     return state
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread: tiny networks and filters run fastest so, also on a machine busy with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

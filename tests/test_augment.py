@@ -40,13 +40,7 @@ from i2i_core.training.autotune import Layout
 FULL = "color,translation,cutout"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The networks here are tiny: one thread runs them fastest, also on a machine busy with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def images(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -39,13 +39,7 @@ report_mod = _load("report")
 run_mod = _load("run")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The filter's small operators run faster on one thread than on two busy ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photo(name: str = "testA/sklearn-china.jpg") -> torch.Tensor:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from i2i_core.augment import DiscriminatorAugment, gan_threshold
+from i2i_core.augment import DiscriminatorAugment, augmented, end_step, gan_threshold
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.errors import I2IError
 from i2i_core.host.registry import create
@@ -285,7 +285,7 @@ class CUT(Method):
         self.copies["D"].pull_weights()  # G's adversarial loss uses the updated discriminator
         losses.update(self._generator_step(real_A, real_B, fake_B, idt_B, flipped))
         self.scaler.update()
-        return self._reported({name: float(losses[name]) for name in LOSS_NAMES}, p, len(real_B))
+        return end_step(self.augment, {name: float(losses[name]) for name in LOSS_NAMES}, p, len(real_B))
 
     def pretrain_step(self, batch: Batch) -> dict[str, float]:
         """Train only the discriminator against the generator's current outputs; returns ``D_real``, ``D_fake``
@@ -297,22 +297,10 @@ class CUT(Method):
         p = self.augment.p if self.augment is not None else None
         losses = self._discriminator_step(real_B, fake_B)
         self.scaler.update()
-        return self._reported({name: float(value) for name, value in losses.items()}, p, len(real_B))
-
-    def _reported(self, losses: dict[str, float], p: float | None, images: int) -> dict[str, float]:
-        """End a step: ``losses``, with ``aug_p`` (the probability the step augmented with) when augmenting; the
-        adaptive probability counts the step's ``images``."""
-        if self.augment is not None:
-            self.augment.step(images)
-            losses["aug_p"] = p
-        return losses
+        return end_step(self.augment, {name: float(value) for name, value in losses.items()}, p, len(real_B))
 
     def _augmented(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` as the discriminator sees them: augmented (in the compute copies' dtype and layout) when
-        the recipe says so, else themselves."""
-        if self.augment is None:
-            return images
-        return self._prepare(self.augment(images))
+        return augmented(self.augment, images, self._prepare)
 
     def _discriminator_step(self, real_B: torch.Tensor, fake_B: torch.Tensor) -> dict[str, torch.Tensor]:
         self.optimizers["D"].zero_grad(set_to_none=True)

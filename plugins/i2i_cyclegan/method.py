@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from i2i_core.augment import DiscriminatorAugment, gan_threshold
+from i2i_core.augment import DiscriminatorAugment, augmented, end_step, gan_threshold
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.method import (
     Batch,
@@ -218,7 +218,7 @@ class CycleGAN(Method):
         p = self.augment.p if self.augment is not None else None
         losses = self._generator_step(real_A, real_B)
         losses.update(self._discriminator_step(real_A, real_B, losses.pop("fake_A"), losses.pop("fake_B")))
-        return self._reported({name: float(losses[name]) for name in LOSS_NAMES}, p, len(real_A))
+        return end_step(self.augment, {name: float(losses[name]) for name in LOSS_NAMES}, p, len(real_A))
 
     def pretrain_step(self, batch: Batch) -> dict[str, float]:
         """Train only the discriminators, against the generators' current outputs (which stay unchanged);
@@ -229,22 +229,10 @@ class CycleGAN(Method):
             fake_B, fake_A = self.copies["G_A"].module(real_A), self.copies["G_B"].module(real_B)
         p = self.augment.p if self.augment is not None else None
         losses = self._discriminator_step(real_A, real_B, fake_A, fake_B)
-        return self._reported({name: float(value) for name, value in losses.items()}, p, len(real_A))
-
-    def _reported(self, losses: dict[str, float], p: float | None, images: int) -> dict[str, float]:
-        """End a step: ``losses``, with ``aug_p`` (the probability the step augmented with) when augmenting; the
-        adaptive probability counts the step's ``images``."""
-        if self.augment is not None:
-            self.augment.step(images)
-            losses["aug_p"] = p
-        return losses
+        return end_step(self.augment, {name: float(value) for name, value in losses.items()}, p, len(real_A))
 
     def _augmented(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` as a discriminator sees them: augmented (in the compute copies' dtype and layout) when the
-        recipe says so, else themselves."""
-        if self.augment is None:
-            return images
-        return self._prepare(self.augment(images))
+        return augmented(self.augment, images, self._prepare)
 
     def _zero(self) -> torch.Tensor:
         return torch.zeros((), device=self.device)
