@@ -550,7 +550,7 @@ def _check_eval(values: dict[str, Any], schema: Schema, fail: Callable[[str, str
     if evaluation["direction"] not in directions:
         fail(
             "eval.direction",
-            f"must be one the method '{values['method']}' translates ({', '.join(directions)}), "
+            f"must be a direction the method '{values['method']}' translates ({', '.join(directions)}), "
             f"got {evaluation['direction']!r}",
         )
     if evaluation["size"] < 0:

@@ -220,7 +220,7 @@ def test_time_budget_stops_training_and_is_kept_on_resume(i2i_tiny_recipe, monke
         ({"eval.best": "kept"}, "eval.best must be one of eval.metrics"),
         ({"eval.metrics": ["kept"], "eval.best": "kept"}, "set output.eval_every too"),
         ({"output.eval_every": 1, "eval.metrics": ["kep"]}, "Did you mean 'kept'"),
-        ({"eval.direction": "BtoB"}, "eval.direction must be one the method 'cyclegan' translates"),
+        ({"eval.direction": "BtoB"}, r"eval\.direction must be a direction the method 'cyclegan' translates"),
         ({"eval.size": 30}, r"eval.size \(30\) is not a multiple of 4"),
         ({"train.minutes": -1}, "train.minutes must be >= 0"),
     ],
@@ -228,3 +228,57 @@ def test_time_budget_stops_training_and_is_kept_on_resume(i2i_tiny_recipe, monke
 def test_eval_keys_are_checked(toy_metrics, i2i_tiny_recipe, overrides, message):
     with pytest.raises(I2IError, match=message):
         i2i_tiny_recipe(overrides=overrides)
+
+
+def test_eval_command_with_the_first_party_metrics(trained, i2i_tiny_dataset):
+    """Every weight-free first-party metric through ``i2i eval``, the identity scored as computed directly."""
+    names = ["psnr", "ssim", "content", "cycle-psnr", "swd", "lab"]
+    args = ["eval", "-c", str(trained.run_dir), "--json", *(a for n in names for a in ("--metric", n))]
+    run = CliRunner().invoke(cli, args)
+    assert run.exit_code == 0, run.output
+    result = json.loads(run.output)
+    assert list(result["scores"]) == names and result["notes"] == []
+    recipe = i2i_core.load_recipe(trained.run_dir / "recipe.toml")
+    data = EvalSet.from_recipe(recipe, "AtoB")
+    for name in ("psnr", "ssim"):
+        assert result["identity"][name] == pytest.approx(i2i_core.create("metric", name)(data.source, data.truth))
+    for name in ("swd", "lab"):
+        assert result["identity"][name] == pytest.approx(i2i_core.create("metric", name)(data.source, data.target))
+    assert result["identity"]["content"] is None and result["identity"]["cycle-psnr"] is None
+    assert result["higher_is_better"] == {
+        "psnr": True, "ssim": True, "content": True, "cycle-psnr": True, "swd": False, "lab": False
+    }  # fmt: skip
+    assert 0 < result["scores"]["ssim"] < 1 and 0 < result["scores"]["content"] < 1
+
+
+def test_kid_without_weights_says_how_to_get_them(trained, monkeypatch):
+    monkeypatch.delenv("I2I_INCEPTION_WEIGHTS", raising=False)
+    run = CliRunner().invoke(cli, ["eval", "-c", str(trained.run_dir), "--metric", "kid"])
+    assert run.exit_code != 0
+    assert "metric 'kid'" in run.output and "I2I_INCEPTION_WEIGHTS" in run.output
+    assert "--inception-weights" in run.output
+    missing = CliRunner().invoke(cli, ["eval", "-c", str(trained.run_dir), "--inception-weights", "/no/such.pth"])
+    assert missing.exit_code != 0 and "--inception-weights: no such file: /no/such.pth" in missing.output
+
+
+def test_fastcut_evaluates_one_way_and_keeps_its_best(i2i_tiny_dataset, i2i_tiny_recipe):
+    """A method that learns one direction: evaluation during training and ``i2i eval``, no cycle to score."""
+    overrides = {
+        "method": "fastcut",
+        "data.root": str(with_truth(i2i_tiny_dataset)),
+        "nce.num_patches": 16,
+        "model.head.nc": 16,
+        "output.eval_every": 2,
+        "eval.metrics": ["psnr", "cycle-psnr"],
+        "eval.best": "psnr",
+    }
+    result = i2i_core.train(i2i_tiny_recipe(overrides=overrides), show_progress=False)
+    lines = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [set(line["eval"]) for line in lines if "eval" in line] == [{"psnr"}]  # step 2 of 2
+    assert select_checkpoint(result.run_dir, "best").is_dir()
+    scored = evaluate(result.run_dir, metrics=["psnr", "cycle-psnr"], which="best")
+    assert set(scored.scores) == {"psnr"} and scored.notes[0].startswith("cycle-psnr: left out, nothing translates")
+    with pytest.raises(I2IError, match="translates only AtoB, not BtoA"):
+        evaluate(result.run_dir, direction="BtoA", metrics=["psnr"])
+    with pytest.raises(I2IError, match=r"eval\.direction must be a direction the method 'fastcut' translates"):
+        i2i_tiny_recipe(overrides={**overrides, "eval.direction": "BtoA"})

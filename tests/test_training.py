@@ -119,6 +119,8 @@ def interrupt_after(monkeypatch, steps: int) -> None:
         (10, 8, ["train.batch_size=5", "train.pool_size=2"]),
         # bf16 channels-last compute copies: resuming rebuilds them from the saved fp32 masters
         (6, 3, ["train.precision='bf16'"]),
+        # evaluating the test split with the real metrics and keeping the best checkpoint changes nothing
+        (6, 3, ["output.eval_every=2", "eval.metrics=['swd', 'content', 'lab']", "eval.best='swd'"]),
     ],
 )
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, total, stop_at, overrides):
@@ -135,8 +137,16 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch,
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    metrics = [json.loads(line)["step"] for line in (resumed.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert metrics == list(range(1, total + 1))
+    lines = [json.loads(line) for line in (resumed.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "eval" not in line] == list(range(1, total + 1))
+    if "output.eval_every=2" in overrides:
+        evals = [line for line in lines if "eval" in line]
+        assert [line["step"] for line in evals] == [2, 4, 6]  # the resumed run evaluates where the first left off
+        straight_lines = (straight.run_dir / "metrics.jsonl").read_text().splitlines()
+        straight_evals = [json.loads(line)["eval"] for line in straight_lines if '"eval"' in line]
+        assert [line["eval"] for line in evals] == straight_evals  # the same scores, to the last digit
+        best = json.loads((resumed.run_dir / "checkpoints" / "best" / "state.json").read_text())["eval_best"]
+        assert best["score"] == min(scores["swd"] for scores in straight_evals)
 
 
 def test_changed_recipe_warns_on_resume(tmp_path):

@@ -1,7 +1,7 @@
 """Evaluation during training: every ``output.eval_every`` steps, score the method's translation of the test split
 with the recipe's metrics (``eval.*``), log the scores and keep the best checkpoint by ``eval.best``.
 
-Scores go to ``metrics.jsonl`` as ``{"step", "minutes", "eval": {metric: score}}`` (the first such line of a run
+Scores go to ``metrics.jsonl`` as ``{"step", "minutes", "eval": {metric: score}}`` (the first such line of a session
 also holds the identity's scores) and to TensorBoard as ``eval/<metric>``. The best checkpoint is a complete
 training checkpoint in ``checkpoints/best``; its ``state.json`` records the scores that made it best. Evaluating
 draws nothing from the RNGs and leaves the networks as they were, so a run evaluated as it trains, interrupted
