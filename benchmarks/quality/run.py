@@ -155,7 +155,11 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="training steps per recipe instead (quick checks)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help=f"benchmark data, built when missing or stale ({DEFAULT_DATA})"
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"benchmark data, built when missing or stale (default {DEFAULT_DATA}); another dataset folder "
+        "(e.g. builtin data without ground truth) is used as it is",
     )
     parser.add_argument(
         "--eval-every",
@@ -280,7 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"recipe not found: {recipe}")
 
     build, report = _sibling("build"), _sibling("report")
-    build.build(data, quiet=False)
+    if data == DEFAULT_DATA.resolve():
+        build.build(data, quiet=False)
+    elif not (data / "testA").is_dir():
+        raise SystemExit(f"--data {data}: no testA/ folder (a dataset in the layout trainA, trainB, testA, testB)")
     env = dict(os.environ)
     if weights:
         env[INCEPTION_ENV] = str(Path(weights).resolve())
@@ -293,7 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "size": args.size or None,
         "metrics": metrics,
         "images": len(list((data / "testA").iterdir())),
-        "data": {"path": str(data), "version": (data / "VERSION").read_text().strip()},
+        "data": {
+            "path": str(data),
+            "version": (data / "VERSION").read_text().strip() if (data / "VERSION").is_file() else None,
+        },
         "overrides": list(args.overrides),
         "recipes": [],
         "identity": {},
