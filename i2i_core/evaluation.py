@@ -162,8 +162,11 @@ def score(
         if absent := [s for s in (x, y) if s not in streams]:
             result.notes.append(f"{name}: left out, {'; '.join(missing.get(s, f'no {s} images') for s in absent)}")
             continue
-        result.scores[name] = float(metric(streams[x], streams[y]))
-        result.identity[name] = None if as_is[x] is as_is[y] else float(metric(as_is[x], as_is[y]))
+        try:
+            result.scores[name] = float(metric(streams[x], streams[y]))
+            result.identity[name] = None if as_is[x] is as_is[y] else float(metric(as_is[x], as_is[y]))
+        except (ValueError, RuntimeError) as exc:  # e.g. too few images for the metric, or images too small
+            raise I2IError(f"metric '{name}' cannot score split '{data.split}' ({len(output)} images): {exc}") from exc
         result.higher_is_better[name] = bool(metric.higher_is_better)
     return result
 

@@ -94,6 +94,22 @@ def test_score_of_known_translations(toy_metrics):
     ]
 
 
+def test_a_metric_that_cannot_score_is_named(toy_metrics, i2i_plugin):
+    class Picky(Metric):
+        def __call__(self, x, y):
+            raise ValueError("needs at least 2 images per set")
+
+    class PickyPlugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register("picky", Picky, summary="Refuses small sets.")
+
+    i2i_plugin(PickyPlugin(), "picky-metric")
+    data = EvalSet("test", "AtoB", torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), truth=None)
+    with pytest.raises(I2IError, match=r"metric 'picky' cannot score split 'test' \(1 images\): needs at least 2"):
+        score(build_metrics(["picky"]), data, lambda x: x)
+
+
 def test_score_clamps_outputs_and_reads_the_way_back(toy_metrics):
     source = torch.rand(3, 3, 8, 8) * 2 - 1
     data = EvalSet("test", "AtoB", source, source, truth=None)
