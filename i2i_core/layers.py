@@ -193,3 +193,33 @@ def check_images(x: torch.Tensor, name: str = "input", multiple: int = 1) -> Non
     h, w = x.shape[-2:]
     if h % multiple or w % multiple:
         raise ValueError(f"{name} height and width must be multiples of {multiple}, got {h}x{w}")
+
+
+#: How far inside (-1, 1) a residual generator clamps its input before ``atanh``: an untrained one maps
+#: x to clamp(x, -1 + eps, 1 - eps), within eps of x.
+RESIDUAL_EPS = 1e-3
+
+
+def residual_output(x: torch.Tensor, h: torch.Tensor, eps: float = RESIDUAL_EPS) -> torch.Tensor:
+    """``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + h)``: the image ``x`` moved by ``h`` in atanh space, in (-1, 1).
+
+    Computed in at least float32 (in bf16, 1 - eps rounds to 1, whose atanh is infinite) and returned in the
+    dtype of ``h``.
+
+    Example:
+        >>> x = torch.tensor([-1.0, 0.0, 0.5, 1.0])
+        >>> residual_output(x, torch.zeros(4))
+        tensor([-0.9990,  0.0000,  0.5000,  0.9990])
+    """
+    dtype = torch.promote_types(torch.promote_types(x.dtype, h.dtype), torch.float32)
+    base = torch.atanh(x.to(dtype).clamp(-1 + eps, 1 - eps))
+    return torch.tanh(base + h.to(dtype)).to(h.dtype)
+
+
+@torch.no_grad()
+def zero_head(head: nn.Module) -> None:
+    """Zero a residual generator's output convolution (weight and bias), which makes :func:`residual_output` the
+    identity up to the clamp; for the generator's ``reset_identity()``. Draws no random numbers."""
+    head.weight.zero_()
+    if head.bias is not None:
+        head.bias.zero_()

@@ -6,7 +6,7 @@ load as they are.
 
 With ``residual=True`` the generator changes its input instead of drawing a new image: the output is
 ``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))``, ``head`` the last convolution, which starts at zero, so
-that an untrained generator is the identity (up to the clamp, eps = :data:`RESIDUAL_EPS`). Same layout, same
+that an untrained generator is the identity (up to the clamp, eps = :data:`i2i_core.layers.RESIDUAL_EPS`). Same layout, same
 state-dict keys and the same other weights for the same seed as without it.
 """
 
@@ -24,30 +24,12 @@ from i2i_core.layers import (
     conv_bias,
     init_reference_weights,
     norm_layer,
+    residual_output,
+    zero_head,
 )
 from i2i_resnet.antialias import Downsample, Upsample
 
 PADDINGS = {"reflect": ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
-
-#: How far inside (-1, 1) a residual generator clamps its input before ``atanh``: an untrained one maps
-#: x to clamp(x, -1 + eps, 1 - eps), within eps of x.
-RESIDUAL_EPS = 1e-3
-
-
-def residual_output(x: torch.Tensor, h: torch.Tensor, eps: float = RESIDUAL_EPS) -> torch.Tensor:
-    """``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + h)``: the image ``x`` moved by ``h`` in atanh space, in (-1, 1).
-
-    Computed in at least float32 (in bf16, 1 - eps rounds to 1, whose atanh is infinite) and returned in the
-    dtype of ``h``.
-
-    Example:
-        >>> x = torch.tensor([-1.0, 0.0, 0.5, 1.0])
-        >>> residual_output(x, torch.zeros(4))
-        tensor([-0.9990,  0.0000,  0.5000,  0.9990])
-    """
-    dtype = torch.promote_types(torch.promote_types(x.dtype, h.dtype), torch.float32)
-    base = torch.atanh(x.to(dtype).clamp(-1 + eps, 1 - eps))
-    return torch.tanh(base + h.to(dtype)).to(h.dtype)
 
 
 def _padded_conv(in_ch: int, out_ch: int, kernel: int, padding: str, bias: bool) -> list[nn.Module]:
@@ -172,8 +154,7 @@ class ResnetGenerator(nn.Module):
         """With ``residual``, zero the head's weight and bias, which makes the generator the identity (up to the
         clamp); without, nothing. Draws no random numbers."""
         if self.residual:
-            self.head.weight.zero_()
-            self.head.bias.zero_()
+            zero_head(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
