@@ -22,6 +22,7 @@ from torch import nn
 
 from i2i_core.errors import CheckpointError, I2IError, UnknownComponentError
 from i2i_core.host.registry import create, get_component
+from i2i_core.pretrained import resolve_checkpoint
 from i2i_core.recipe import DEFAULT_METHOD, check_option_types
 from i2i_core.version import __version__
 
@@ -65,11 +66,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def save_component(
-    path: str | os.PathLike, module: nn.Module, kind: str, name: str, options: Mapping[str, Any] | None = None
+    path: str | os.PathLike,
+    module: nn.Module,
+    kind: str,
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> Path:
-    """Save ``module``'s weights with what rebuilds it: ``load_component(path)`` returns an equal module."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    """Save ``module``'s weights with what rebuilds it: ``load_component(path)`` returns an equal module.
+
+    ``dtype`` stores floating-point tensors in another precision (fp16 or bf16 halve the file; loading
+    returns them in the network's own); ``extra`` adds metadata (a model card's facts: recipe, steps...)."""
+    tensors = {k: _stored(v, dtype) for k, v in module.state_dict().items()}
     metadata = {
+        **dict(extra or {}),
         "format": COMPONENT_FORMAT,
         "kind": kind,
         "name": name,
@@ -78,6 +90,13 @@ def save_component(
     }
     atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
     return Path(path)
+
+
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    tensor = tensor.detach().cpu()
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    return tensor.contiguous()
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -290,10 +309,13 @@ def step_of(path: str | os.PathLike) -> int | None:
 
 
 def _existing(path: str | os.PathLike) -> Path:
-    """``path``, which must exist: a run folder, a checkpoint folder or a component checkpoint file."""
-    path = Path(path)
+    """``path``, which must exist: a run folder, a checkpoint folder, a component checkpoint file or a shipped
+    model (``builtin:<name>``, resolved to its file)."""
+    path = resolve_checkpoint(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint (a run folder, a checkpoint folder or a .safetensors file)")
+        raise CheckpointError(
+            f"{path}: no such checkpoint (a run folder, a checkpoint folder, a .safetensors file or builtin:NAME)"
+        )
     return path
 
 

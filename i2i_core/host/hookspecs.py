@@ -75,5 +75,15 @@ def register_reporters(register: Register) -> None:
 
 
 @hookspec
+def register_pretrained(register: Register) -> None:
+    """Register trained models shipped with a plugin: ``factory()`` returns the path of a component checkpoint
+    (a generator ``.safetensors`` file), named ``builtin:<name>`` wherever a checkpoint is accepted.
+
+    Metadata: ``direction`` (what the generator translates, default ``AtoB``), ``card`` (path of its model
+    card) and ``default=True`` for the model ``i2i translate`` uses when no checkpoint is given.
+    """
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``i2i`` command line; ``cli`` is its ``click.Group``."""

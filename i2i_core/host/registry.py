@@ -24,6 +24,7 @@ HOOKS: dict[str, str] = {
     "dataset": "register_datasets",
     "metric": "register_metrics",
     "reporter": "register_reporters",
+    "pretrained": "register_pretrained",
 }
 KINDS = tuple(HOOKS)
 
