@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+N = TypeVar("N", bound=nn.Module)
 
 
 class SharedStatsInstanceNorm(nn.Module):
@@ -38,14 +41,14 @@ class SharedStatsInstanceNorm(nn.Module):
 
 
 @contextlib.contextmanager
-def shared_instance_norm(net: nn.Module) -> Iterator[list[SharedStatsInstanceNorm]]:
-    """Swap every affine-free ``nn.InstanceNorm2d`` of ``net`` for a :class:`SharedStatsInstanceNorm` while
-    the context lasts; yields the replacements."""
-    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+def swap_instance_norms(net: nn.Module, make: Callable[[nn.InstanceNorm2d], N]) -> Iterator[list[N]]:
+    """Replace every affine-free ``nn.InstanceNorm2d`` of ``net`` by ``make(norm)`` while the context lasts;
+    yields the replacements (each keeps the norm it stands for as ``original``)."""
+    swapped: list[tuple[nn.Module, str, N]] = []
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.InstanceNorm2d) and not child.affine and not child.track_running_stats:
-                replacement = SharedStatsInstanceNorm(child)
+                replacement = make(child)
                 setattr(parent, name, replacement)
                 swapped.append((parent, name, replacement))
     try:
@@ -53,6 +56,12 @@ def shared_instance_norm(net: nn.Module) -> Iterator[list[SharedStatsInstanceNor
     finally:
         for parent, name, replacement in swapped:
             setattr(parent, name, replacement.original)
+
+
+def shared_instance_norm(net: nn.Module) -> contextlib.AbstractContextManager[list[SharedStatsInstanceNorm]]:
+    """Swap every affine-free ``nn.InstanceNorm2d`` of ``net`` for a :class:`SharedStatsInstanceNorm` while
+    the context lasts; yields the replacements."""
+    return swap_instance_norms(net, SharedStatsInstanceNorm)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

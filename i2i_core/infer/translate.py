@@ -111,8 +111,9 @@ class Translator:
         """Peak working memory of a full pass over one image (see ``BYTES_PER_PIXEL_PER_FILTER``)."""
         return height * width * _first_width(self.net) * BYTES_PER_PIXEL_PER_FILTER
 
-    def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) or (N, 3, H, W) in [-1, 1] -> the same shape in [-1, 1] (batches of N > 1 are not tiled)."""
+    def translate_tensor(self, x: torch.Tensor, *, whole: bool = False) -> torch.Tensor:
+        """(3, H, W) or (N, 3, H, W) in [-1, 1] -> the same shape in [-1, 1] (batches of N > 1 are not tiled, nor
+        is anything with ``whole``: one pass over each image, whatever the memory budget)."""
         batch = x.unsqueeze(0) if x.ndim == 3 else x
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected (3, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
@@ -122,7 +123,7 @@ class Translator:
         y = translate_tensor(
             self.compute.module,
             batch.to(self.device),
-            tile=self.tile_for(h, w) if len(batch) == 1 else None,
+            tile=self.tile_for(h, w) if len(batch) == 1 and not whole else None,
             overlap=self.overlap,
             autocast=lambda: autocast(self.precision, self.device),
             prepare=self.compute.prepare,

@@ -1,0 +1,209 @@
+"""``i2i translate``: images (files, folders, globs) and videos, with a trained checkpoint or the shipped model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from i2i_core.checkpoint import select_checkpoint
+from i2i_core.cli_options import PICK
+from i2i_core.errors import I2IError
+from i2i_core.infer.translate import ImageInputs, Translator, expand_inputs, load_translator, plan_outputs
+from i2i_core.infer.video import find_videos, is_video, translate_video
+from i2i_core.precision import resolve_device
+from i2i_core.pretrained import default_checkpoint
+
+
+@click.command("translate")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-c",
+    "--checkpoint",
+    help="Run folder, checkpoint folder, generator .safetensors or builtin:NAME (default: the shipped model).",
+)
+@PICK
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(),
+    help="Output folder; or, for one video, the output video file (e.g. out.mp4).",
+)
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), help="Output format (default: the input's)."
+)
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--tile", type=click.IntRange(min=16), help="Translate in tiles of this many pixels a side.")
+@click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True, help="Tile overlap in pixels.")
+@click.option(
+    "--max-memory", help="Tile automatically when a full-image pass needs more (default: min(1GB, 1/4 of free RAM))."
+)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Images of the same size (or video frames) translated together.",
+)
+@click.option(
+    "--stats-window",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Video: instance-norm statistics pooled over this many frames (1 = per frame).",
+)
+@click.option(
+    "--smooth",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Video: blend each frame's change with the previous frame's by this much (0 = off).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace output files that exist already (never an input).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")
+def translate_command(
+    inputs: tuple[str, ...],
+    checkpoint: str | None,
+    pick: str | None,
+    out_dir: str,
+    direction: str,
+    fmt: str | None,
+    quality: int,
+    tile: int | None,
+    overlap: int,
+    max_memory: str | None,
+    precision: str,
+    device: str,
+    batch_size: int,
+    stats_window: int,
+    smooth: float,
+    overwrite: bool,
+    progress: bool | None,
+) -> None:
+    """Translate INPUTS (image and video files, folders, globs) at full resolution into OUT_DIR, keeping their
+    names (and their sub-paths in folders); refuse to replace inputs, or existing outputs without --overwrite.
+
+    Videos keep their frame timing and audio. Without -c the shipped model is used."""
+    videos, images = _split_inputs(inputs, Path(out_dir))
+    video_outputs = _video_outputs(videos, Path(out_dir))
+    if images.files:
+        plan_outputs(images, out_dir, fmt, overwrite=overwrite)  # refuses a plan that would lose data, before work
+    if checkpoint is None:
+        checkpoint = default_checkpoint()
+        click.echo(f"No checkpoint given (-c): using the shipped model {checkpoint}", err=True)
+    translator = load_translator(
+        select_checkpoint(checkpoint, pick),
+        direction,
+        resolve_device(device),
+        precision,
+        tile,
+        overlap,
+        _parse_bytes(max_memory),
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    failed = _translate_images(translator, images, Path(out_dir), fmt, quality, batch_size, overwrite, show)
+    for source, output in video_outputs.items():
+        _translate_one_video(translator, source, output, stats_window, smooth, batch_size, overwrite, show)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _split_inputs(inputs: tuple[str, ...], out: Path) -> tuple[dict[Path, Path], ImageInputs]:
+    """Videos (each with its path relative to the output folder) and the images among ``inputs``."""
+    videos: dict[Path, Path] = {}
+    others = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file() and is_video(path):
+            videos[path] = Path(path.name)
+            continue
+        if path.is_dir():
+            videos.update({v: v.relative_to(path) for v in find_videos(path)})
+        others.append(item)
+    images = expand_inputs(others) if others else ImageInputs({})
+    if not videos and not images.files:
+        raise I2IError(f"no images or videos found in {', '.join(inputs)}")
+    if is_video(out) and (images.files or len(videos) != 1):
+        raise I2IError(f"-o {out} is a video file: give exactly one video to translate into it, or an output folder")
+    return videos, images
+
+
+def _video_outputs(videos: dict[Path, Path], out: Path) -> dict[Path, Path]:
+    """Each video's output file: ``out`` itself when it is a video file name, else its path inside ``out``."""
+    if is_video(out):
+        return {source: out for source in videos}
+    return {source: out / relative for source, relative in videos.items()}
+
+
+def _translate_images(
+    translator: Translator,
+    images: ImageInputs,
+    out_dir: Path,
+    fmt: str | None,
+    quality: int,
+    batch_size: int,
+    overwrite: bool,
+    show: bool,
+) -> list[str]:
+    """Translate the images into ``out_dir`` with a progress bar; returns why each skipped one failed."""
+    if not images.files:
+        return []
+    from tqdm.auto import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    outputs = translator.translate_files(images, out_dir, fmt, quality, batch_size, overwrite=overwrite)
+    with tqdm(total=len(images.files), unit="image", disable=not show) as bar:
+        for _, out, error in outputs:
+            bar.update(1)
+            if out is None:
+                failed.append(error)
+                click.echo(f"Skipped: {error}", err=True)
+    click.echo(f"Translated {len(images.files) - len(failed)} of {len(images.files)} image(s) into {out_dir}")
+    return failed
+
+
+def _translate_one_video(
+    translator: Translator,
+    source: Path,
+    output: Path,
+    window: int,
+    smooth: float,
+    batch_size: int,
+    overwrite: bool,
+    show: bool,
+) -> None:
+    """Translate one video with a progress bar in frames/s, then print its summary (flicker included)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(unit="frame", desc=source.name, disable=not show) as bar:
+        result = translate_video(
+            translator,
+            source,
+            output,
+            window=window,
+            smooth=smooth,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            progress=bar.update,
+        )
+    click.echo(result.summary())
+
+
+def _parse_bytes(text: str | None) -> int | None:
+    """'1.5GB', '800M', '2g' or a plain number of bytes."""
+    if text is None:
+        return None
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1] if value and value[-1] in units else ""
+    try:
+        return int(float(value.removesuffix(unit)) * units[unit])
+    except ValueError:
+        raise I2IError(f"--max-memory: expected a size such as 800MB or 2GB, got {text!r}") from None

@@ -1,0 +1,181 @@
+"""Video translation on a short synthetic clip made here: a pan over a shipped photo with a generated tone."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import i2i_core
+from i2i_core.cli import cli
+from i2i_core.errors import I2IError
+from i2i_core.infer.translate import load_translator
+from i2i_core.infer.video import FlickerMeter, ResidualSmoother, WindowInstanceNorm, translate_video
+
+PHOTO = sorted((Path(__file__).parents[1] / "plugins/i2i_datasets/data/mini-photo2cartoon/testA").glob("*.jpg"))[0]
+WIDTH, HEIGHT, FRAMES, FPS, RATE = 96, 64, 24, 12, 16000
+
+
+def make_clip(path: Path, blink: bool = False) -> Path:
+    """A 2-second H.264 + AAC clip: the camera pans over a shipped photo while a 440 Hz tone plays; with
+    ``blink``, a white square shows in a corner on every third frame (what throws per-frame statistics)."""
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"), dtype=np.float32)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        audio = out.add_stream("aac", rate=RATE)
+        audio.layout = "mono"
+        for i in range(FRAMES):
+            crop = photo[100 : 100 + HEIGHT, 3 * i : 3 * i + WIDTH].copy()
+            if blink and i % 3 == 0:
+                crop[:24, :24] = 255
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(crop.clip(0, 255).astype(np.uint8)), "rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, FPS)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        t = np.arange(RATE * FRAMES // FPS) / RATE
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        for start in range(0, tone.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), "flt", "mono")
+            frame.sample_rate, frame.pts = RATE, start
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return path
+
+
+def describe(path: Path) -> dict:
+    """Frame count, rate, time base and size of the video; codec, rate, duration, packets and samples of the audio."""
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        info = {
+            "frames": sum(1 for _ in container.decode(video)),
+            "rate": video.average_rate,
+            "time_base": video.time_base,
+            "size": (video.width, video.height),
+            "audio_codec": audio.codec_context.name,
+            "audio_rate": audio.rate,
+            "audio_time_base": audio.time_base,
+            "audio_duration": audio.duration,
+        }
+    with av.open(str(path)) as container:
+        packets = [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+    with av.open(str(path)) as container:
+        samples = np.concatenate([f.to_ndarray() for f in container.decode(container.streams.audio[0])], axis=1)
+    return {**info, "audio_packets": packets, "audio_samples": samples}
+
+
+def blurred(image: Image.Image) -> np.ndarray:
+    """Means of 4x4 blocks: what H.264 (4:2:0 chroma, crf 18) keeps of a random network's pixel noise."""
+    x = np.asarray(image, dtype=np.float32)
+    return x.reshape(HEIGHT // 4, 4, WIDTH // 4, 4, 3).mean(axis=(1, 3))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    net = i2i_core.create("generator", "resnet6", ngf=8)
+    path = tmp_path_factory.mktemp("ckpt") / "G.safetensors"
+    return i2i_core.save_component(path, net, "generator", "resnet6", {"ngf": 8})
+
+
+def test_video_keeps_frames_timing_and_audio(clip, generator_file, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = translate_video(load_translator(generator_file), clip, out, batch_size=5)
+    source, translated = describe(clip), describe(out)
+    assert translated["frames"] == source["frames"] == FRAMES == result.frames
+    for key in ("rate", "time_base", "size", "audio_codec", "audio_rate", "audio_time_base", "audio_duration"):
+        assert translated[key] == source[key], key
+    assert translated["audio_packets"] == source["audio_packets"]  # copied, not re-encoded
+    assert np.array_equal(translated["audio_samples"], source["audio_samples"])
+    assert result.rate == FPS and result.audio_streams == 1
+
+
+def test_frames_are_the_translated_frames(clip, generator_file, tmp_path):
+    translator = load_translator(generator_file)
+    out = translate_video(translator, clip, tmp_path / "out.mp4").output
+    with av.open(str(clip)) as c:
+        first = c.decode(video=0).__next__().to_image()
+    with av.open(str(out)) as c:
+        got = blurred(c.decode(video=0).__next__().to_image())
+    to_expected = np.abs(got - blurred(translator.translate(first))).mean()
+    to_input = np.abs(got - blurred(first)).mean()
+    assert to_expected < 4 < 20 < to_input  # the translation, up to H.264 on a random network's noisy output
+
+
+def test_shared_statistics_and_smoothing_lower_the_flicker(tmp_path, generator_file):
+    flickering = make_clip(tmp_path / "blink.mp4", blink=True)
+    translator = load_translator(generator_file)
+    scores = {
+        (window, smooth): translate_video(
+            translator, flickering, tmp_path / f"w{window}s{smooth}.mp4", window=window, smooth=smooth
+        ).flicker
+        for window, smooth in ((1, 0.0), (8, 0.0), (1, 0.6))
+    }
+    assert scores[(8, 0.0)] < scores[(1, 0.0)]
+    assert scores[(1, 0.6)] < scores[(1, 0.0)]
+
+
+def test_window_of_one_is_instance_norm_and_pooling_is_over_the_window():
+    norm = torch.nn.InstanceNorm2d(2)
+    x = torch.randn(4, 2, 5, 6)
+    torch.testing.assert_close(WindowInstanceNorm(norm, 1)(x), norm(x))
+    pooled = WindowInstanceNorm(norm, 2)(x)
+    pair = x[2:4].permute(1, 0, 2, 3).reshape(2, -1)  # frames 2 and 3 together, per channel
+    mean, std = pair.mean(1)[:, None, None], pair.std(1, correction=0)[:, None, None]
+    torch.testing.assert_close(pooled[3], (x[3] - mean) / torch.sqrt(std**2 + norm.eps))
+
+
+def test_smoother_blends_the_change_and_meter_compares_changes():
+    x = torch.zeros(2, 3, 2, 2)
+    y = torch.stack([torch.full((3, 2, 2), 0.5), torch.full((3, 2, 2), -0.5)])
+    smoothed = ResidualSmoother(0.5)(x, y)
+    torch.testing.assert_close(smoothed[1], torch.zeros(3, 2, 2))  # 0.5 * -0.5 + 0.5 * 0.5
+    meter = FlickerMeter()
+    meter.add(torch.stack([torch.zeros(3, 2, 2), torch.ones(3, 2, 2)]), y)
+    assert meter.score == pytest.approx(1.0)  # output changes by 1, input by 1
+    with pytest.raises(I2IError, match="--smooth"):
+        ResidualSmoother(1.0)
+
+
+def test_cli_translates_a_video_file_and_a_folder_of_videos(clip, generator_file, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["translate", str(clip), "-c", str(generator_file), "-o", str(tmp_path / "x.mp4")])
+    assert result.exit_code == 0, result.output
+    assert "24 frames at 12 fps, 1 audio stream(s) copied" in result.output and "flicker" in result.output
+    folder = tmp_path / "videos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.mp4").write_bytes(clip.read_bytes())
+    result = runner.invoke(cli, ["translate", str(folder), "-c", str(generator_file), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert describe(tmp_path / "out" / "sub" / "a.mp4")["frames"] == FRAMES
+
+
+def test_bad_videos_and_outputs_are_refused_by_name(clip, generator_file, tmp_path):
+    translator = load_translator(generator_file)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 100)
+    with pytest.raises(I2IError, match=r"broken\.mp4"):
+        translate_video(translator, broken, tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.partial*"))
+    (tmp_path / "taken.mp4").write_bytes(b"keep me")
+    with pytest.raises(I2IError, match="exists already"):
+        translate_video(translator, clip, tmp_path / "taken.mp4")
+    assert (tmp_path / "taken.mp4").read_bytes() == b"keep me"
+    result = CliRunner().invoke(
+        cli, ["translate", str(clip), str(PHOTO), "-c", str(generator_file), "-o", str(tmp_path / "y.mp4")]
+    )
+    assert result.exit_code != 0 and "give exactly one video" in result.output
