@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,17 +17,17 @@ from i2i_core.assignments import parse_assignment
 from i2i_core.bench import bench_command
 from i2i_core.checkpoint import select_checkpoint
 from i2i_core.cli_options import PICK
+from i2i_core.demo import demo_command
 from i2i_core.errors import I2IError
 from i2i_core.eval_command import eval_command
 from i2i_core.host.plugins import get_plugin_host
 from i2i_core.host.registry import KINDS, list_components
 from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
-from i2i_core.infer.export import export_onnx
-from i2i_core.infer.translate import expand_inputs, load_translator
-from i2i_core.precision import resolve_device
+from i2i_core.infer.export import STORED_DTYPES, export_component, export_onnx
 from i2i_core.recipe import load_recipe
 from i2i_core.training.loop import train
 from i2i_core.training.run_folder import run_dir_of
+from i2i_core.translate_command import translate_command
 
 
 class I2IGroup(click.Group):
@@ -145,7 +144,9 @@ def import_weights_command(src: str, dst: str, source: str, arch: str, options: 
 
 cli.add_command(analyze_command)
 cli.add_command(bench_command)
+cli.add_command(demo_command)
 cli.add_command(eval_command)
+cli.add_command(translate_command)
 
 
 @cli.command()
@@ -225,101 +226,15 @@ def _command_line(ctx: click.Context, leave_out: set[str]) -> list[str]:
     return args
 
 
-def _parse_bytes(text: str | None) -> int | None:
-    """'1.5GB', '800M', '2g' or a plain number of bytes."""
-    if text is None:
-        return None
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    value = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = value[-1] if value and value[-1] in units else ""
-    try:
-        return int(float(value.removesuffix(unit)) * units[unit])
-    except ValueError:
-        raise I2IError(f"--max-memory: expected a size such as 800MB or 2GB, got {text!r}") from None
-
-
-@cli.command()
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-c", "--checkpoint", required=True, help="Run folder, checkpoint folder or generator .safetensors.")
-@PICK
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
-@click.option(
-    "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), help="Output format (default: the input's)."
-)
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
-@click.option("--tile", type=click.IntRange(min=16), help="Translate in tiles of this many pixels a side.")
-@click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True, help="Tile overlap in pixels.")
-@click.option(
-    "--max-memory", help="Tile automatically when a full-image pass needs more (default: min(1GB, 1/4 of free RAM))."
-)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Images of the same size translated together.",
-)
-@click.option("--overwrite", is_flag=True, help="Replace output files that exist already (never an input).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")
-def translate(
-    inputs: tuple[str, ...],
-    checkpoint: str,
-    pick: str | None,
-    out_dir: str,
-    direction: str,
-    fmt: str | None,
-    quality: int,
-    tile: int | None,
-    overlap: int,
-    max_memory: str | None,
-    precision: str,
-    device: str,
-    batch_size: int,
-    overwrite: bool,
-    progress: bool | None,
-) -> None:
-    """Translate INPUTS (files, folders, globs) at full resolution into OUT_DIR, keeping their names (and their
-    sub-paths in folders); refuse to replace inputs, or existing outputs without --overwrite."""
-    from tqdm.auto import tqdm
-
-    from i2i_core.infer.translate import plan_outputs
-
-    found = expand_inputs(inputs)
-    plan_outputs(found, out_dir, fmt, overwrite=overwrite)  # refuses a plan that would lose data, before any work
-    translator = load_translator(
-        select_checkpoint(checkpoint, pick),
-        direction,
-        resolve_device(device),
-        precision,
-        tile,
-        overlap,
-        _parse_bytes(max_memory),
-    )
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    failed = []
-    show = sys.stderr.isatty() if progress is None else progress
-    outputs = translator.translate_files(found, Path(out_dir), fmt, quality, batch_size, overwrite=overwrite)
-    with tqdm(total=len(found.files), unit="image", disable=not show) as bar:
-        for _, out, error in outputs:
-            bar.update(1)
-            if out is None:
-                failed.append(error)
-                click.echo(f"Skipped: {error}", err=True)
-    click.echo(f"Translated {len(found.files) - len(failed)} of {len(found.files)} image(s) into {out_dir}")
-    if failed:
-        raise click.exceptions.Exit(1)
-
-
 @cli.group()
 def export() -> None:
     """Export a trained generator to other formats."""
 
 
 @export.command("onnx")
-@click.option("-c", "--checkpoint", required=True, help="Run folder, checkpoint folder or generator .safetensors.")
+@click.option(
+    "-c", "--checkpoint", required=True, help="Run folder, checkpoint folder, generator .safetensors or builtin:NAME."
+)
 @PICK
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
@@ -337,6 +252,26 @@ def export_onnx_command(
     else:
         shapes = ", ".join("x".join(map(str, s)) for s in result.checked_shapes)
         click.echo(f"Checked with onnxruntime on {shapes}: max abs difference {result.max_abs_diff:.2e}")
+
+
+@export.command("safetensors")
+@click.option(
+    "-c", "--checkpoint", required=True, help="Run folder, checkpoint folder, generator .safetensors or builtin:NAME."
+)
+@PICK
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .safetensors file to write.")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
+@click.option("--dtype", type=click.Choice(list(STORED_DTYPES)), default="fp16", show_default=True)
+@click.option("--meta", "extra", multiple=True, metavar="KEY=VALUE", help="Metadata to record (repeatable).")
+def export_safetensors_command(
+    checkpoint: str, pick: str | None, output: str, direction: str, dtype: str, extra: tuple[str, ...]
+) -> None:
+    """Export a generator as one component checkpoint file (weights in fp16 by default), as a model is shipped."""
+    pairs = [item.split("=", 1) for item in extra]
+    if any(len(pair) != 2 or not pair[0] for pair in pairs):
+        raise I2IError(f"--meta takes KEY=VALUE, got {', '.join(extra)}")
+    path = export_component(select_checkpoint(checkpoint, pick), output, direction, dtype, dict(pairs))
+    click.echo(f"Wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {dtype})")
 
 
 def main() -> None:

@@ -41,7 +41,9 @@ def print_evaluation(result: Evaluation) -> None:
 
 
 @click.command("eval")
-@click.option("-c", "--checkpoint", required=True, help="Run folder, checkpoint folder or generator .safetensors.")
+@click.option(
+    "-c", "--checkpoint", required=True, help="Run folder, checkpoint folder, generator .safetensors or builtin:NAME."
+)
 @PICK
 @click.option("--data", "data", help="Dataset root (default: the run's data.root; needed for a checkpoint file).")
 @click.option("--split", help="Split to score on (default: the run's eval.split, else test).")

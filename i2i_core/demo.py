@@ -1,0 +1,127 @@
+"""``i2i demo``: a local web page (gradio) that translates an uploaded photo with a shipped model, a run folder
+or a checkpoint file, tiling big photos as ``i2i translate`` does.
+
+gradio is an optional extra: ``pip install 'i2i[demo]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from i2i_core.checkpoint import select_checkpoint
+from i2i_core.errors import I2IError
+from i2i_core.host.registry import list_components
+from i2i_core.images import BadImageError, load_rgb
+from i2i_core.infer.translate import DIRECTIONS, Translator, load_translator
+from i2i_core.pretrained import PREFIX
+
+TITLE = "i2i: image-to-image translation"
+
+
+def model_choices(given: tuple[str, ...] = ()) -> list[str]:
+    """The models the page offers: those ``given`` (``-c``) first, then every shipped one (``builtin:<name>``,
+    the default first)."""
+    shipped = sorted(list_components("pretrained"), key=lambda c: (not c.metadata.get("default"), c.name))
+    return [m for m in given if m] + [PREFIX + c.name for c in shipped]
+
+
+@functools.lru_cache(maxsize=4)
+def cached_translator(model: str, direction: str) -> Translator:
+    """The translator of ``model`` (a shipped model, run folder or checkpoint file) for ``direction``, kept."""
+    return load_translator(select_checkpoint(model), direction)
+
+
+def check_request(image_path: str | None, model: str | None, direction: str) -> None:
+    """Refuse a request with no upload, no model or an unknown direction, saying what to do."""
+    if not image_path:
+        raise I2IError("upload or drop a photo first")
+    if not model or not model.strip():
+        raise I2IError("choose a model: a shipped one, a run folder or a generator .safetensors file")
+    if direction not in DIRECTIONS:
+        raise I2IError(f"unknown direction '{direction}'; use AtoB or BtoA")
+
+
+def translate_upload(image_path: str, translator: Translator, out_dir: Path) -> Path:
+    """Translate the uploaded file at ``image_path`` into a PNG in ``out_dir`` (big photos tiled); returns it.
+
+    Raises:
+        BadImageError: the upload is not a readable image (the message names it).
+    """
+    try:
+        image = load_rgb(image_path)
+    except BadImageError as exc:  # name the upload, not the server's copy of it
+        raise BadImageError(Path(image_path).name, exc.reason) from None
+    result = translator.translate(image)
+    fd, name = tempfile.mkstemp(prefix=f"{Path(image_path).stem}-i2i-", suffix=".png", dir=out_dir)
+    os.close(fd)
+    result.save(name)
+    return Path(name)
+
+
+def build_demo(models: list[str]) -> Any:
+    """The gradio ``Blocks`` page: photo in, model and direction, translated photo out (and as a download)."""
+    import gradio as gr
+
+    out_dir = Path(tempfile.mkdtemp(prefix="i2i-demo-"))
+
+    def run(image_path: str | None, model: str | None, direction: str, progress=gr.Progress()):  # noqa: B008
+        try:
+            check_request(image_path, model, direction)
+            progress(0.1, desc="Loading the model")
+            translator = cached_translator(model.strip(), direction)
+            progress(0.4, desc="Translating")
+            out = str(translate_upload(image_path, translator, out_dir))
+        except (I2IError, OSError) as exc:
+            raise gr.Error(str(exc)) from None
+        progress(1.0, desc="Done")
+        return out, out
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nUpload or drop a photo, choose a model and a direction, then **Translate**.")
+        with gr.Row():
+            with gr.Column():
+                source = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="source")
+                model = gr.Dropdown(
+                    models,
+                    value=models[0] if models else None,
+                    allow_custom_value=True,
+                    label="Model: a shipped one, or type a run folder or a generator .safetensors path",
+                    elem_id="model",
+                )
+                direction = gr.Radio(list(DIRECTIONS), value="AtoB", label="Direction", elem_id="direction")
+                button = gr.Button("Translate", variant="primary", elem_id="translate")
+            with gr.Column():
+                result = gr.Image(label="Result", type="filepath", format="png", interactive=False, elem_id="result")
+                download = gr.File(label="Download", elem_id="download")
+        button.click(run, inputs=[source, model, direction], outputs=[result, download])
+    return demo
+
+
+@click.command("demo")
+@click.option(
+    "-c",
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    help="A run folder or checkpoint file to offer besides the shipped models (repeatable).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it).")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True)
+@click.option("--open/--no-open", "open_browser", default=False, help="Open the page in a browser.")
+def demo_command(checkpoints: tuple[str, ...], host: str, port: int, open_browser: bool) -> None:
+    """A local web page translating uploaded photos (needs gradio: pip install 'i2i[demo]')."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise I2IError("i2i demo needs gradio: pip install 'i2i[demo]'") from None
+    for checkpoint in checkpoints:
+        select_checkpoint(checkpoint)  # a missing path fails here, not in the browser
+    models = model_choices(tuple(os.fspath(c) for c in checkpoints))
+    click.echo(f"i2i demo on http://{host}:{port} (Ctrl+C stops it)")
+    build_demo(models).launch(server_name=host, server_port=port, inbrowser=open_browser, show_error=True)
