@@ -22,7 +22,7 @@ from torch import nn
 
 from i2i_core.errors import CheckpointError, I2IError, UnknownComponentError
 from i2i_core.host.registry import create, get_component
-from i2i_core.pretrained import resolve_checkpoint
+from i2i_core.pretrained import check_direction, is_builtin, resolve_checkpoint
 from i2i_core.recipe import DEFAULT_METHOD, check_option_types
 from i2i_core.version import __version__
 
@@ -350,7 +350,11 @@ def network_file(path: str | os.PathLike, network: str) -> Path:
 def generator_file(path: str | os.PathLike, direction: str) -> Path:
     """The generator file that translates in ``direction`` (``AtoB``, ``BtoA``) for ``path``: a component
     checkpoint file itself, or the network a checkpoint folder (or a run folder's latest one) exports for it,
-    as its ``state.json`` records (checkpoints from before methods record none: CycleGAN's)."""
+    as its ``state.json`` records (checkpoints from before methods record none: CycleGAN's); a shipped model in
+    the direction it is registered for."""
+    if is_builtin(path):
+        resolve_checkpoint(path)  # an unknown name is named before its direction is asked about
+        check_direction(path, direction)
     path = _existing(path)
     if not path.is_dir():
         return path

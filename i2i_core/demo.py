@@ -6,8 +6,10 @@ gradio is an optional extra: ``pip install 'i2i[demo]'``.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,16 +66,23 @@ def translate_upload(image_path: str, translator: Translator, out_dir: Path) -> 
     return Path(name)
 
 
-def build_demo(models: list[str]) -> Any:
-    """The gradio ``Blocks`` page: photo in, model and direction, translated photo out (and as a download)."""
+def build_demo(models: list[str], *, typed_models: bool = True) -> Any:
+    """The gradio ``Blocks`` page: photo in, model and direction, translated photo out (and as a download).
+
+    With ``typed_models`` a visitor may type any run folder or checkpoint path of this machine; without, only
+    ``models`` are offered (for a page others can reach). Requests run one at a time; results are deleted after
+    an hour."""
     import gradio as gr
 
     out_dir = Path(tempfile.mkdtemp(prefix="i2i-demo-"))
+    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
 
     def run(image_path: str | None, model: str | None, direction: str, progress=gr.Progress()):  # noqa: B008
         try:
             check_request(image_path, model, direction)
             progress(0.1, desc="Loading the model")
+            if not typed_models and model not in models:
+                raise I2IError(f"model {model!r} is not offered on this page")
             translator = cached_translator(model.strip(), direction)
             progress(0.4, desc="Translating")
             out = str(translate_upload(image_path, translator, out_dir))
@@ -82,15 +91,17 @@ def build_demo(models: list[str]) -> Any:
         progress(1.0, desc="Done")
         return out, out
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\nUpload or drop a photo, choose a model and a direction, then **Translate**.")
         with gr.Row():
             with gr.Column():
-                source = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="source")
+                source = gr.Image(
+                    label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="source"
+                )
                 model = gr.Dropdown(
                     models,
                     value=models[0] if models else None,
-                    allow_custom_value=True,
+                    allow_custom_value=typed_models,
                     label="Model: a shipped one, or type a run folder or a generator .safetensors path",
                     elem_id="model",
                 )
@@ -99,7 +110,7 @@ def build_demo(models: list[str]) -> Any:
             with gr.Column():
                 result = gr.Image(label="Result", type="filepath", format="png", interactive=False, elem_id="result")
                 download = gr.File(label="Download", elem_id="download")
-        button.click(run, inputs=[source, model, direction], outputs=[result, download])
+        button.click(run, inputs=[source, model, direction], outputs=[result, download], concurrency_limit=1)
     return demo
 
 
@@ -124,4 +135,9 @@ def demo_command(checkpoints: tuple[str, ...], host: str, port: int, open_browse
         select_checkpoint(checkpoint)  # a missing path fails here, not in the browser
     models = model_choices(tuple(os.fspath(c) for c in checkpoints))
     click.echo(f"i2i demo on http://{host}:{port} (Ctrl+C stops it)")
-    build_demo(models).launch(server_name=host, server_port=port, inbrowser=open_browser, show_error=True)
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if not local:
+        click.echo("Reachable from other machines: only the models listed are offered (no typed paths)", err=True)
+    build_demo(models, typed_models=local).launch(
+        server_name=host, server_port=port, inbrowser=open_browser, show_error=True
+    )

@@ -42,6 +42,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return file
 
 
+def check_direction(path: str | os.PathLike, direction: str) -> None:
+    """Refuse to read shipped model ``path`` in a direction it does not translate."""
+    component = get_component("pretrained", str(path).removeprefix(PREFIX))
+    translates = component.metadata.get("direction", "AtoB")
+    if direction != translates:
+        raise CheckpointError(f"{path} translates {translates} only, not {direction}: use --direction {translates}")
+
+
 def default_pretrained() -> Component:
     """The shipped model that ``i2i translate`` uses when no checkpoint is given.
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -11,7 +13,7 @@ from i2i_core.checkpoint import select_checkpoint
 from i2i_core.cli_options import PICK
 from i2i_core.errors import I2IError
 from i2i_core.infer.translate import ImageInputs, Translator, expand_inputs, load_translator, plan_outputs
-from i2i_core.infer.video import find_videos, is_video, translate_video
+from i2i_core.infer.video import check_video_output, find_videos, is_video, translate_video
 from i2i_core.precision import resolve_device
 from i2i_core.pretrained import default_checkpoint
 
@@ -91,7 +93,7 @@ def translate_command(
 
     Videos keep their frame timing and audio. Without -c the shipped model is used."""
     videos, images = _split_inputs(inputs, Path(out_dir))
-    video_outputs = _video_outputs(videos, Path(out_dir))
+    video_outputs = plan_video_outputs(videos, Path(out_dir), overwrite)
     if images.files:
         plan_outputs(images, out_dir, fmt, overwrite=overwrite)  # refuses a plan that would lose data, before work
     if checkpoint is None:
@@ -109,36 +111,69 @@ def translate_command(
     show = sys.stderr.isatty() if progress is None else progress
     failed = _translate_images(translator, images, Path(out_dir), fmt, quality, batch_size, overwrite, show)
     for source, output in video_outputs.items():
-        _translate_one_video(translator, source, output, stats_window, smooth, batch_size, overwrite, show)
+        try:
+            _translate_one_video(translator, source, output, stats_window, smooth, batch_size, overwrite, show)
+        except I2IError as exc:
+            failed.append(str(exc))
+            click.echo(f"Skipped: {exc}", err=True)
     if failed:
         raise click.exceptions.Exit(1)
 
 
-def _split_inputs(inputs: tuple[str, ...], out: Path) -> tuple[dict[Path, Path], ImageInputs]:
-    """Videos (each with its path relative to the output folder) and the images among ``inputs``."""
-    videos: dict[Path, Path] = {}
+def _split_inputs(inputs: tuple[str, ...], out: Path) -> tuple[VideoInputs, ImageInputs]:
+    """The videos among ``inputs`` (files, found in folders, glob matches) and the images."""
+    videos = VideoInputs({}, [])
     others = []
     for item in inputs:
         path = Path(item)
         if path.is_file() and is_video(path):
-            videos[path] = Path(path.name)
+            videos.files.setdefault(path, Path(path.name))
             continue
         if path.is_dir():
-            videos.update({v: v.relative_to(path) for v in find_videos(path)})
+            videos.folders.append(path)
+            for found in find_videos(path):
+                videos.files.setdefault(found, found.relative_to(path))
+        elif not path.exists():
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if is_video(p))
+            for found in matches:
+                videos.files.setdefault(found, Path(found.name))
+            if matches:
+                continue
         others.append(item)
     images = expand_inputs(others) if others else ImageInputs({})
-    if not videos and not images.files:
+    if not videos.files and not images.files:
         raise I2IError(f"no images or videos found in {', '.join(inputs)}")
-    if is_video(out) and (images.files or len(videos) != 1):
+    if is_video(out) and (images.files or len(videos.files) != 1):
         raise I2IError(f"-o {out} is a video file: give exactly one video to translate into it, or an output folder")
     return videos, images
 
 
-def _video_outputs(videos: dict[Path, Path], out: Path) -> dict[Path, Path]:
-    """Each video's output file: ``out`` itself when it is a video file name, else its path inside ``out``."""
+@dataclass
+class VideoInputs:
+    """Video files, each with its output's path relative to the output folder, and the folders searched."""
+
+    files: dict[Path, Path]
+    folders: list[Path]
+
+
+def plan_video_outputs(videos: VideoInputs, out: Path, overwrite: bool) -> dict[Path, Path]:
+    """Each video's output file (``out`` itself when it is a video file name, else its path inside ``out``),
+    refusing before any work what would lose data: two videos into one file, an output inside an input folder,
+    an output that is an input, and (without ``overwrite``) an existing output."""
     if is_video(out):
-        return {source: out for source in videos}
-    return {source: out / relative for source, relative in videos.items()}
+        plan = {source: out for source in videos.files}
+    else:
+        plan = {source: out / relative for source, relative in videos.files.items()}
+        for folder in videos.folders:
+            if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
+                raise I2IError(f"output folder {out} is inside the input folder {folder}: choose another -o")
+    seen: dict[Path, Path] = {}
+    for source, output in plan.items():
+        if output in seen:
+            raise I2IError(f"videos {seen[output]} and {source} would be written to the same file {output}")
+        seen[output] = source
+        check_video_output(source, output, overwrite)
+    return plan
 
 
 def _translate_images(

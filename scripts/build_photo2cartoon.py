@@ -68,7 +68,6 @@ DEBS = {
     "plasma-workspace-wallpapers": ("4:5.27.5-2", "32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b"),
     "supertux-data": ("0.6.3-2", "a6ad8865972f1dbb5e7b49f4e1b381dd16a68f3028a3502cfeaca2400285d27f"),
     "tuxpaint-data": ("1:0.9.28-sdl2-1", "f5d0de8f9a70d2efc1241d19f26168cb8bf279f1b77abd3631e7a1a55c40e5e5"),
-    "wesnoth-1.16-data": ("1:1.16.9-1", "1012b964bd412a6770685e3324ae3b61e176caff7846192d1ee63d55cd621e26"),
 }
 
 # Installed prefix -> prefix used by the package's DEP-5 "Files:" globs (which name source-tree paths).
@@ -84,12 +83,9 @@ SOURCE_ROOTS = {
     "tuxpaint-data": ("usr/share/tuxpaint/", ""),
 }
 
-# Packages whose copyright file is not machine-readable: (copyright, licence), read by hand.
-PACKAGE_LICENSES = {
-    # "GNU General Public License version 2 or at your option any later version"; it lists David White
-    # and 23 other copyright holders and notes that Wesnoth has far more contributors.
-    "wesnoth-1.16-data": ("2003-2009 David White and the Battle for Wesnoth contributors", "GPL-2.0-or-later"),
-}
+# Packages whose copyright file is not machine-readable: (copyright, licence), read by hand. All the packages
+# used now have DEP-5 copyright files; a package added without one must be entered here.
+PACKAGE_LICENSES: dict[str, tuple[str, str]] = {}
 
 # Where upstream metadata gives a more specific licence than Debian's summary "Files: *" (the wallpapers'
 # own metadata.json, as checked by the mini builder).
@@ -144,7 +140,6 @@ LICENSE_TEXTS: dict[str, Path | tuple[str, str]] = {
 _PLASMA = "usr/share/wallpapers/{}/contents/images/{}"
 _LOMIRI = "usr/share/backgrounds/{}.jpg"
 _ST = "usr/share/games/supertux2/images/background/{}"
-_WESNOTH = "usr/share/games/wesnoth/1.16/data/core/images/story/"
 
 # domain -> package -> glob patterns of source images, chosen by looking at every candidate.
 SELECTION: dict[str, dict[str, list[str]]] = {
@@ -220,7 +215,6 @@ SELECTION: dict[str, dict[str, list[str]]] = {
                 "snowmountains/snowmountains.png",
             )
         ],
-        "wesnoth-1.16-data": [_WESNOTH + "landscape-*.jpg", _WESNOTH + "swamp-*.jpg", _WESNOTH + "grim-altar.jpg"],
     },
 }
 

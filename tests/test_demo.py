@@ -102,11 +102,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for_port(port: int, server: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_for_port(port: int, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"i2i demo exited with {server.returncode}: {server.stdout.read()}")
+            raise AssertionError(f"i2i demo exited with {server.returncode}: {log.read_text()}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -115,18 +115,18 @@ def _wait_for_port(port: int, server: subprocess.Popen, timeout: float = 120) ->
 
 
 @pytest.fixture
-def demo_page(generator_file):
+def demo_page(generator_file, tmp_path):
     """``i2i demo -c GENERATOR`` on a free localhost port, and a headless Chromium driven by selenium."""
     _browser_or_skip()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     port = _free_port()
+    log = (tmp_path / "demo.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "i2i_core", "demo", "-c", str(generator_file), "--port", str(port)],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
         env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
     )
     options = webdriver.ChromeOptions()
@@ -145,7 +145,7 @@ def demo_page(generator_file):
         options.add_argument(flag)
     driver = None
     try:
-        _wait_for_port(port, server)
+        _wait_for_port(port, server, tmp_path / "demo.log")
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.get(f"http://127.0.0.1:{port}/")
         yield driver, port
@@ -154,6 +154,7 @@ def demo_page(generator_file):
             driver.quit()
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def _upload_and_translate(driver, path: Path) -> None:
@@ -187,7 +188,7 @@ def test_the_page_translates_an_uploaded_photo_in_a_browser(demo_page, photo, ge
     assert got.size == (203, 157)
     diff = np.abs(np.asarray(got, dtype=np.int16) - np.asarray(expected, dtype=np.int16))
     assert diff.max() <= 1  # a PNG of the same translation
-    link = driver.find_element(By.CSS_SELECTOR, "#download a")
+    link = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#download a")))
     assert link.get_attribute("href").endswith(".png")
 
 

@@ -8,9 +8,10 @@ import torch
 from click.testing import CliRunner
 
 import i2i_core
+from i2i_core.checkpoint import read_metadata
 from i2i_core.cli import cli
 from i2i_core.errors import I2IError
-from i2i_core.infer.export import export_onnx
+from i2i_core.infer.export import export_component, export_onnx
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +48,17 @@ def test_cli_reports_the_difference(generator_file, tmp_path):
     result = CliRunner().invoke(cli, ["export", "onnx", "-c", str(generator_file), "-o", str(out), "--size", "32"])
     assert result.exit_code == 0, result.output
     assert "max abs difference" in result.output and out.stat().st_size > 0
+
+
+def test_export_component_halves_the_file_and_keeps_the_network(tmp_path):
+    torch.manual_seed(0)
+    net = i2i_core.create("generator", "resnet6", ngf=8)
+    full = i2i_core.save_component(tmp_path / "G.safetensors", net, "generator", "resnet6", {"ngf": 8})
+    half = export_component(full, tmp_path / "G16.safetensors", extra={"steps": "1234"})
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    assert read_metadata(half)["steps"] == "1234" and read_metadata(half)["kind"] == "generator"
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(i2i_core.load_component(half)(x), net.eval()(x), atol=2e-2, rtol=0)
+    with pytest.raises(I2IError, match="is the checkpoint being exported"):
+        export_component(full, full)

@@ -46,6 +46,12 @@ def test_builtin_names_resolve_to_the_plugin_file(i2i_plugin, generator_file):
     torch.testing.assert_close(load_generator("builtin:tiny").state_dict(), load_generator(generator_file).state_dict())
 
 
+def test_a_builtin_model_is_read_only_in_its_direction(i2i_plugin, generator_file):
+    i2i_plugin(ShippedModel("tiny", generator_file), "tiny-model")
+    with pytest.raises(CheckpointError, match="builtin:tiny translates AtoB only, not BtoA"):
+        load_generator("builtin:tiny", "BtoA")
+
+
 def test_unknown_or_missing_builtin_models_are_named(i2i_plugin, tmp_path):
     with pytest.raises(CheckpointError, match=r"builtin:photo2carton: .*Did you mean 'photo2cartoon'"):
         resolve_checkpoint("builtin:photo2carton")
@@ -54,7 +60,7 @@ def test_unknown_or_missing_builtin_models_are_named(i2i_plugin, tmp_path):
         resolve_checkpoint("builtin:gone")
 
 
-def test_translate_without_a_checkpoint_uses_the_default_model_and_says_so(i2i_plugin, generator_file, tmp_path):
+def test_translate_without_a_checkpoint_uses_the_default_model_and_says_so(tmp_path):
     host_default = default_checkpoint()
     assert host_default == "builtin:photo2cartoon"
     result = CliRunner().invoke(cli, ["translate", str(PHOTO), "-o", str(tmp_path / "out")])

@@ -22,15 +22,16 @@ PHOTO = sorted((Path(__file__).parents[1] / "plugins/i2i_datasets/data/mini-phot
 WIDTH, HEIGHT, FRAMES, FPS, RATE = 96, 64, 24, 12, 16000
 
 
-def make_clip(path: Path, blink: bool = False) -> Path:
+def make_clip(path: Path, blink: bool = False, audio_codec: str | None = "aac") -> Path:
     """A 2-second H.264 + AAC clip: the camera pans over a shipped photo while a 440 Hz tone plays; with
     ``blink``, a white square shows in a corner on every third frame (what throws per-frame statistics)."""
     photo = np.asarray(Image.open(PHOTO).convert("RGB"), dtype=np.float32)
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        audio = out.add_stream("aac", rate=RATE)
-        audio.layout = "mono"
+        audio = out.add_stream(audio_codec, rate=RATE) if audio_codec else None
+        if audio is not None:
+            audio.layout = "mono"
         for i in range(FRAMES):
             crop = photo[100 : 100 + HEIGHT, 3 * i : 3 * i + WIDTH].copy()
             if blink and i % 3 == 0:
@@ -39,6 +40,10 @@ def make_clip(path: Path, blink: bool = False) -> Path:
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             for packet in video.encode(frame):
                 out.mux(packet)
+        if audio is None:
+            for packet in video.encode(None):
+                out.mux(packet)
+            return path
         t = np.arange(RATE * FRAMES // FPS) / RATE
         tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
         for start in range(0, tone.shape[1], 1024):
@@ -50,6 +55,11 @@ def make_clip(path: Path, blink: bool = False) -> Path:
             for packet in stream.encode(None):
                 out.mux(packet)
     return path
+
+
+def frame_times(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [frame.pts for frame in container.decode(video=0)]
 
 
 def describe(path: Path) -> dict:
@@ -102,6 +112,31 @@ def test_video_keeps_frames_timing_and_audio(clip, generator_file, tmp_path):
     assert translated["audio_packets"] == source["audio_packets"]  # copied, not re-encoded
     assert np.array_equal(translated["audio_samples"], source["audio_samples"])
     assert result.rate == FPS and result.audio_streams == 1
+    assert frame_times(out) == frame_times(clip)
+
+
+def test_a_video_without_audio_into_another_container(generator_file, tmp_path):
+    silent = make_clip(tmp_path / "silent.mp4", audio_codec=None)
+    result = translate_video(load_translator(generator_file), silent, tmp_path / "silent.mkv")
+    assert result.audio_streams == 0 and result.frames == FRAMES
+    with av.open(str(result.output)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES and not container.streams.audio
+
+
+def test_a_failure_mid_video_leaves_no_output(clip, generator_file, tmp_path, monkeypatch):
+    translator = load_translator(generator_file)
+    calls = []
+
+    def fail_second_batch(x, **kwargs):
+        calls.append(len(x))
+        if len(calls) == 2:
+            raise I2IError("out of luck")
+        return x
+
+    monkeypatch.setattr(translator, "translate_tensor", fail_second_batch)
+    with pytest.raises(I2IError, match=r"clip\.mp4: out of luck"):
+        translate_video(translator, clip, tmp_path / "out.mp4", batch_size=4)
+    assert calls == [4, 4] and list(tmp_path.iterdir()) == []
 
 
 def test_frames_are_the_translated_frames(clip, generator_file, tmp_path):
@@ -179,3 +214,11 @@ def test_bad_videos_and_outputs_are_refused_by_name(clip, generator_file, tmp_pa
         cli, ["translate", str(clip), str(PHOTO), "-c", str(generator_file), "-o", str(tmp_path / "y.mp4")]
     )
     assert result.exit_code != 0 and "give exactly one video" in result.output
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "clip.mp4").write_bytes(clip.read_bytes())
+    args = ["translate", str(tmp_path / "a/clip.mp4"), str(tmp_path / "b/clip.mp4"), "-c", str(generator_file)]
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "would be written to the same file" in result.output
+    assert not (tmp_path / "out").exists()

@@ -100,6 +100,8 @@ def export_component(
     if dtype not in STORED_DTYPES:
         raise I2IError(f"unknown precision '{dtype}'; use one of {', '.join(STORED_DTYPES)}")
     file = generator_checkpoint(checkpoint, direction)
+    if Path(output).exists() and Path(output).resolve() == file.resolve():
+        raise I2IError(f"-o {output} is the checkpoint being exported: write it elsewhere")
     metadata = read_metadata(file)
     options = json.loads(metadata.get("options", "{}"))
     net = load_generator(checkpoint, direction)

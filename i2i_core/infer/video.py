@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from i2i_core.infer.translate import Translator
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi")
 #: Encoders tried in order when the input's own codec has none.
-ENCODERS = ("libx264", "mpeg4")
+ENCODERS = ("libx264", "libvpx-vp9", "mpeg4")
 #: Encoder options by codec: visually lossless quality for x264.
 ENCODER_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"}}
 
@@ -42,7 +43,7 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def find_videos(folder: str | os.PathLike) -> list[Path]:
     """Video files under ``folder`` (recursive), sorted."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_video(p))
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_video(p) and not p.name.startswith("."))
 
 
 class WindowInstanceNorm(nn.Module):
@@ -158,9 +159,13 @@ def translate_video(
 ) -> VideoResult:
     """Translate the first video stream of ``source`` into ``output``, copying every audio stream unchanged.
 
-    Frames keep their timestamps (so the frame rate and time base are kept); they are encoded with the input's
-    codec where PyAV has its encoder, else H.264 (or MPEG-4). The output is written to a temporary file and
-    renamed, so a failure leaves no half-written video. ``progress(n)`` is called with each batch's frame count.
+    Frames keep their timestamps (so the frame rate and time base are kept; a frame without one gets the next
+    after its predecessor's); they are encoded with the input's codec where PyAV has its encoder and the output
+    container takes it, else H.264, VP9 or MPEG-4. Frames go through the generator ``batch_size`` at a time, no
+    more than the translator's memory budget holds; frames too large for one pass are tiled (one at a time,
+    which ``window`` > 1 cannot share statistics across: it is refused). An audio stream the output container
+    cannot hold is left out with a warning. The output is written to a temporary file and renamed, so a failure
+    leaves no half-written video. ``progress(n)`` is called with each batch's frame count.
 
     Example:
         >>> t = load_translator("builtin:photo2cartoon")  # doctest: +SKIP
@@ -172,22 +177,31 @@ def translate_video(
     source, output = Path(source), Path(output)
     if window < 1:
         raise I2IError(f"--stats-window must be at least 1 frame, got {window}")
-    if output.resolve() == source.resolve():
-        raise I2IError(f"output {output} would replace the input video: choose another -o")
-    if output.exists() and not overwrite:
-        raise I2IError(f"output {output} exists already: use --overwrite to replace it, or another -o")
+    check_video_output(source, output, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial{output.suffix}")
     started = time.perf_counter()
     try:
         with _open_input(av, source) as inp, av.open(str(partial), "w") as out:
-            result = _transcode(av, translator, inp, out, source, output, window, smooth, batch_size, progress)
+            result = _Transcoder(av, translator, inp, out, source, window, smooth, batch_size, progress).run()
         os.replace(partial, output)
     except av.FFmpegError as exc:
-        raise I2IError(f"{source}: cannot translate the video: {exc}") from exc
+        raise I2IError(f"{source} -> {output}: cannot translate the video: {exc}") from exc
+    except I2IError as exc:
+        raise I2IError(exc if str(exc).startswith(str(source)) else f"{source}: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-    return VideoResult(**result, seconds=time.perf_counter() - started)
+    return VideoResult(source=source, output=output, **result, seconds=time.perf_counter() - started)
+
+
+def check_video_output(source: Path, output: Path, overwrite: bool) -> None:
+    """Refuse an output that is the input, a folder, or (without ``overwrite``) an existing file."""
+    if output.exists() and output.resolve() == source.resolve():
+        raise I2IError(f"output {output} would replace the input video: choose another -o")
+    if output.is_dir():
+        raise I2IError(f"output {output} is a folder: name a video file, or give the folder as -o for all videos")
+    if output.exists() and not overwrite:
+        raise I2IError(f"output {output} exists already: use --overwrite to replace it, or another -o")
 
 
 def _open_input(av, source: Path):
@@ -197,81 +211,130 @@ def _open_input(av, source: Path):
         raise I2IError(f"{source}: not a readable video ({exc})") from None
 
 
-def _transcode(av, translator, inp, out, source, output, window, smooth, batch_size, progress) -> dict:
-    if not inp.streams.video:
-        raise I2IError(f"{source}: holds no video stream")
-    video = inp.streams.video[0]
-    audio = list(inp.streams.audio)
-    encoder = _video_encoder(av, out, video)
-    copies = {stream.index: out.add_stream_from_template(stream) for stream in audio}
-    smoother, meter = ResidualSmoother(smooth), FlickerMeter()
-    frames, pending = 0, []
+class _Transcoder:
+    """One pass over an input container: audio packets copied as they come, video frames translated in
+    batches and encoded with their timestamps."""
 
-    def flush() -> None:
-        nonlocal frames
-        if not pending:
+    def __init__(self, av, translator, inp, out, source, window, smooth, batch_size, progress) -> None:
+        if not inp.streams.video:
+            raise I2IError("holds no video stream")
+        self.av, self.translator, self.out, self.window, self.progress = av, translator, out, window, progress
+        self.inp = inp
+        self.video = inp.streams.best("video")
+        self.width, self.height = self.video.width, self.video.height
+        self.tiled = translator.tile_for(self.height, self.width) is not None
+        if self.tiled and window > 1:
+            raise I2IError(
+                f"frames of {self.width}x{self.height} need tiling within the memory budget, and tiles cannot "
+                "share statistics across frames: use --stats-window 1, or a larger --max-memory"
+            )
+        self.batch = translator.batch_limit(self.height, self.width, batch_size)
+        self.encoder = _video_encoder(av, out, self.video)
+        self.copies = _audio_copies(out, inp.streams.audio, source)
+        self.smoother, self.meter = ResidualSmoother(smooth), FlickerMeter()
+        self.frames, self.pending, self.last_pts = 0, [], None
+
+    def run(self) -> dict:
+        with _temporal_norms(self.translator.compute.module, self.window):
+            for packet in self.inp.demux(self.video, *[self.inp.streams[i] for i in self.copies]):
+                if packet.stream.index in self.copies:
+                    if packet.dts is not None:
+                        packet.stream = self.copies[packet.stream.index]
+                        self.out.mux(packet)
+                    continue
+                for frame in packet.decode():
+                    self.pending.append(frame)
+                    if len(self.pending) >= self.batch:
+                        self.flush()
+            self.flush()
+        for packet in self.encoder.encode(None):
+            self.out.mux(packet)
+        if self.frames == 0:
+            raise I2IError("its video stream has no frames")
+        return {
+            "frames": self.frames,
+            "rate": self.video.average_rate,
+            "audio_streams": len(self.copies),
+            "flicker": self.meter.score,
+            "input_change": self.meter.input_change,
+            "output_change": self.meter.output_change,
+        }
+
+    def flush(self) -> None:
+        if not self.pending:
             return
-        x = torch.stack(
-            [uint8_to_float(torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)) for f in pending]
-        )
-        y = smoother(x, translator.translate_tensor(x, whole=True))
-        meter.add(x, y)
-        for frame, image in zip(pending, y, strict=True):
-            encoded = av.VideoFrame.from_ndarray(_to_uint8(image), format="rgb24")
-            encoded.pts, encoded.time_base = frame.pts, frame.time_base
-            for packet in encoder.encode(encoded.reformat(format=encoder.pix_fmt)):
-                out.mux(packet)
-        frames += len(pending)
-        if progress is not None:
-            progress(len(pending))
-        pending.clear()
+        x = torch.stack([self._tensor(frame) for frame in self.pending])
+        y = self.smoother(x, self.translator.translate_tensor(x, whole=not self.tiled))
+        self.meter.add(x, y)
+        for frame, image in zip(self.pending, y, strict=True):
+            encoded = self.av.VideoFrame.from_ndarray(_to_uint8(image), format="rgb24")
+            encoded.pts, encoded.time_base = self._pts(frame), self.video.time_base
+            for packet in self.encoder.encode(encoded.reformat(format=self.encoder.pix_fmt)):
+                self.out.mux(packet)
+        self.frames += len(self.pending)
+        if self.progress is not None:
+            self.progress(len(self.pending))
+        self.pending.clear()
 
-    with _temporal_norms(translator.compute.module, window):
-        for packet in inp.demux(video, *audio):
-            if packet.stream.index in copies:
-                if packet.dts is not None:
-                    packet.stream = copies[packet.stream.index]
-                    out.mux(packet)
-                continue
-            for frame in packet.decode():
-                pending.append(frame)
-                if len(pending) >= batch_size:
-                    flush()
-        flush()
-    for packet in encoder.encode(None):
-        out.mux(packet)
-    if frames == 0:
-        raise I2IError(f"{source}: its video stream has no frames")
-    return {
-        "source": source,
-        "output": output,
-        "frames": frames,
-        "rate": video.average_rate,
-        "audio_streams": len(audio),
-        "flicker": meter.score,
-        "input_change": meter.input_change,
-        "output_change": meter.output_change,
-    }
+    def _tensor(self, frame) -> torch.Tensor:
+        """The frame as (3, H, W) in [-1, 1], at the stream's size (a frame of another size is scaled to it)."""
+        rgb = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
+        return uint8_to_float(torch.from_numpy(rgb).permute(2, 0, 1))
+
+    def _pts(self, frame) -> int:
+        """The frame's timestamp; one frame duration after the previous one where it has none or repeats it."""
+        pts = frame.pts
+        if self.last_pts is not None and (pts is None or pts <= self.last_pts):
+            rate = self.video.average_rate or self.video.guessed_rate or 25
+            step = frame.duration or max(1, round(1 / (rate * self.video.time_base)))
+            pts = self.last_pts + step
+        self.last_pts = 0 if pts is None else pts
+        return self.last_pts
+
+
+def _audio_copies(out, streams, source: Path) -> dict:
+    """Output streams copying each audio stream, by input index; one the output container cannot hold is left
+    out with a warning that names it."""
+    copies = {}
+    for stream in streams:
+        try:
+            copies[stream.index] = out.add_stream_from_template(stream)
+        except (ValueError, TypeError) as exc:
+            codec = stream.codec_context.name if stream.codec_context else "unknown codec"
+            warnings.warn(
+                f"{source}: audio stream #{stream.index} ({codec}) left out: the output container cannot hold it "
+                f"({exc}); choose an output suffix that can (.mkv holds most)",
+                stacklevel=3,
+            )
+    return copies
 
 
 def _video_encoder(av, out, video):
-    """An output video stream like ``video``: same size, frame rate and time base; its codec if PyAV can encode it."""
-    names = [video.codec_context.name, *ENCODERS]
+    """An output video stream like ``video``: same size, frame rate and time base, with the first encoder the
+    output container takes (the input's codec, then ``ENCODERS``) and a pixel format it can encode."""
+    names = [video.codec_context.codec.canonical_name, *ENCODERS]
+    supported = out.supported_codecs
     for name in names:
         try:
-            stream = out.add_stream(name, rate=video.average_rate or video.guessed_rate or 25)
-            break
+            codec = av.Codec(name, "w")
         except (av.FFmpegError, ValueError):
             continue
-    else:
-        raise I2IError(f"no video encoder available (tried {', '.join(names)})")
-    even = video.width % 2 == 0 and video.height % 2 == 0
-    stream.width, stream.height = video.width, video.height
-    stream.pix_fmt = "yuv420p" if even or stream.codec_context.name == "mpeg4" else "yuv444p"
-    stream.time_base = video.time_base
-    stream.codec_context.time_base = video.time_base
-    stream.options = ENCODER_OPTIONS.get(stream.codec_context.name, {})
-    return stream
+        if codec.name not in supported and codec.canonical_name not in supported:
+            continue
+        formats = [f.name for f in codec.video_formats or []]
+        even = video.width % 2 == 0 and video.height % 2 == 0
+        preferred = [f for f in (("yuv420p",) if even else ()) + ("yuv444p", "yuv420p") if f in formats]
+        if not preferred:
+            continue
+        stream = out.add_stream(codec.name, rate=video.average_rate or video.guessed_rate or 25)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, preferred[0]
+        stream.time_base = video.time_base
+        stream.codec_context.time_base = video.time_base
+        stream.options = dict(ENCODER_OPTIONS.get(codec.name, {}))
+        if codec.name not in ENCODER_OPTIONS and video.bit_rate:
+            stream.bit_rate = video.bit_rate
+        return stream
+    raise I2IError(f"no video encoder for this output container (tried {', '.join(names)})")
 
 
 def _to_uint8(image: torch.Tensor):
@@ -285,5 +348,7 @@ def _temporal_norms(net: nn.Module, window: int) -> Iterator[None]:
     if window == 1:
         yield
         return
-    with swap_instance_norms(net, lambda norm: WindowInstanceNorm(norm, window)):
+    with swap_instance_norms(net, lambda norm: WindowInstanceNorm(norm, window)) as swapped:
+        if not swapped:
+            warnings.warn("the generator has no instance normalisation: --stats-window changes nothing", stacklevel=3)
         yield
