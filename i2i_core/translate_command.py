@@ -12,7 +12,14 @@ import click
 from i2i_core.checkpoint import select_checkpoint
 from i2i_core.cli_options import PICK
 from i2i_core.errors import I2IError
-from i2i_core.infer.translate import ImageInputs, Translator, expand_inputs, load_translator, plan_outputs
+from i2i_core.infer.translate import (
+    ImageInputs,
+    Translator,
+    check_out_dir,
+    expand_inputs,
+    load_translator,
+    plan_outputs,
+)
 from i2i_core.infer.video import check_video_output, find_videos, is_video, translate_video
 from i2i_core.precision import resolve_device
 from i2i_core.pretrained import default_checkpoint
@@ -164,9 +171,7 @@ def plan_video_outputs(videos: VideoInputs, out: Path, overwrite: bool) -> dict[
         plan = {source: out for source in videos.files}
     else:
         plan = {source: out / relative for source, relative in videos.files.items()}
-        for folder in videos.folders:
-            if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
-                raise I2IError(f"output folder {out} is inside the input folder {folder}: choose another -o")
+        check_out_dir(out, videos.folders)
     seen: dict[Path, Path] = {}
     for source, output in plan.items():
         if output in seen:

@@ -1,4 +1,5 @@
-"""Shared fixtures: golden vectors of the reference CycleGAN; one torch thread for tests of tiny operators.
+"""Shared fixtures: golden vectors of the reference CycleGAN; one torch thread for tests of tiny operators; a small
+seeded generator checkpoint (``generator_file``).
 
 Temporary plugins come from i2i's pytest plugin (``i2i_plugin``, see ``i2i_core/pytest_plugin.py``)."""
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
+import i2i_core
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -45,3 +48,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory) -> Path:
+    """A small seeded ResNet-6 generator (ngf 8) saved as a component checkpoint."""
+    torch.manual_seed(0)
+    net = i2i_core.create("generator", "resnet6", ngf=8)
+    path = tmp_path_factory.mktemp("generator") / "G.safetensors"
+    return i2i_core.save_component(path, net, "generator", "resnet6", {"ngf": 8})

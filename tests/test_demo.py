@@ -19,10 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-import i2i_core
 from i2i_core.demo import check_request, model_choices, translate_upload
 from i2i_core.errors import I2IError
 from i2i_core.images import BadImageError
@@ -31,14 +29,6 @@ from i2i_core.infer.translate import load_translator
 PHOTOS = Path(__file__).parents[1] / "plugins/i2i_datasets/data/mini-photo2cartoon/testA"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 REQUIRED = os.environ.get("I2I_REQUIRE_BROWSER") == "1"
-
-
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = i2i_core.create("generator", "resnet6", ngf=8)
-    path = tmp_path_factory.mktemp("ckpt") / "G.safetensors"
-    return i2i_core.save_component(path, net, "generator", "resnet6", {"ngf": 8})
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,6 @@ from i2i_core.errors import I2IError
 from i2i_core.infer.export import export_component, export_onnx
 
 
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory):
-    torch.manual_seed(0)
-    net = i2i_core.create("generator", "resnet6", ngf=8)
-    return i2i_core.save_component(
-        tmp_path_factory.mktemp("g") / "G.safetensors", net, "generator", "resnet6", {"ngf": 8}
-    )
-
-
 def test_dynamic_export_matches_pytorch_at_several_sizes(generator_file, tmp_path):
     result = export_onnx(generator_file, tmp_path / "g.onnx", dynamic_size=True, size=64)
     assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4

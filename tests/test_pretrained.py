@@ -9,7 +9,6 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import i2i_core
 from i2i_core.checkpoint import read_metadata, select_checkpoint
 from i2i_core.cli import cli
 from i2i_core.errors import CheckpointError, I2IError
@@ -29,13 +28,6 @@ class ShippedModel:
     @hookimpl
     def register_pretrained(self, register):
         register(self.name, lambda: self.file, summary="A test model.", default=self.default)
-
-
-@pytest.fixture
-def generator_file(tmp_path) -> Path:
-    torch.manual_seed(0)
-    net = i2i_core.create("generator", "resnet6", ngf=8)
-    return i2i_core.save_component(tmp_path / "G.safetensors", net, "generator", "resnet6", {"ngf": 8})
 
 
 def test_builtin_names_resolve_to_the_plugin_file(i2i_plugin, generator_file):

@@ -27,14 +27,6 @@ TINY = Path(__file__).parent / "recipes" / "tiny.toml"
 
 
 @pytest.fixture(scope="module")
-def generator_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = i2i_core.create("generator", "resnet6", ngf=8)
-    path = tmp_path_factory.mktemp("ckpt") / "G.safetensors"
-    return i2i_core.save_component(path, net, "generator", "resnet6", {"ngf": 8})
-
-
-@pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
     recipe = i2i_core.load_recipe(TINY, [f"output.dir='{out}'", "train.steps=2"])

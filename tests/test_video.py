@@ -12,7 +12,6 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import i2i_core
 from i2i_core.cli import cli
 from i2i_core.errors import I2IError
 from i2i_core.infer.translate import load_translator
@@ -92,14 +91,6 @@ def blurred(image: Image.Image) -> np.ndarray:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
-
-
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = i2i_core.create("generator", "resnet6", ngf=8)
-    path = tmp_path_factory.mktemp("ckpt") / "G.safetensors"
-    return i2i_core.save_component(path, net, "generator", "resnet6", {"ngf": 8})
 
 
 def test_video_keeps_frames_timing_and_audio(clip, generator_file, tmp_path):

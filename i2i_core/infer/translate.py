@@ -311,14 +311,14 @@ def plan_outputs(
             ``overwrite`` is false.
     """
     inputs, out_dir = ImageInputs.of(inputs), Path(out_dir)
-    _check_out_dir(out_dir, inputs.folders)
+    check_out_dir(out_dir, inputs.folders)
     plan = {path: out_dir / output_name(relative, fmt) for path, relative in inputs.files.items()}
     _check_collisions(plan)
     _check_existing(plan, overwrite)
     return plan
 
 
-def _check_out_dir(out_dir: Path, folders: Iterable[Path]) -> None:
+def check_out_dir(out_dir: Path, folders: Iterable[Path]) -> None:
     """Refuse an output folder that is an input folder or inside one."""
     out = out_dir.resolve()
     for folder in folders:
