@@ -72,7 +72,7 @@ from i2i_core.pretrained import default_checkpoint
     type=click.FloatRange(0, 1, max_open=True),
     default=0.0,
     show_default=True,
-    help="Video: blend each frame's change with the previous frame's by this much (0 = off).",
+    help="Video: blend each output frame with the previous one by this much (0 = off).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace output files that exist already (never an input).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when the output is a terminal).")

@@ -6,8 +6,9 @@ Usage::
 
     python scripts/ship_photo2cartoon.py --run runs/photo2cartoon [--pick best] [--baseline runs/paper]
 
-Writes ``plugins/i2i_pretrained/photo2cartoon/generator.safetensors``, ``samples.jpg`` beside it,
-``docs/figures/photo2cartoon-*.{jpg,png}`` and ``scores.json`` (the numbers of the card) beside the model.
+Writes ``plugins/i2i_pretrained/photo2cartoon/generator.safetensors`` with ``samples.jpg`` and ``scores.json``
+(the numbers of its card) beside it, ``docs/figures/photo2cartoon-example.jpg`` and the Fourier report in
+``docs/figures/photo2cartoon-fourier/``.
 """
 
 from __future__ import annotations
@@ -94,8 +95,6 @@ def main() -> None:
     side_by_side(list(zip(photos, cartoons, strict=True))).save(MODEL / "samples.jpg", quality=88)
     example = HELD_OUT.index(README_EXAMPLE)
     side_by_side([(photos[example], cartoons[example])], 320).save(FIGURES / "photo2cartoon-example.jpg", quality=90)
-    photos[example].save(FIGURES / "photo2cartoon-input.png")
-    cartoons[example].save(FIGURES / "photo2cartoon-output.png")
     report = create("reporter", "fourier").report(
         {"photo": to_tensor(photos[example]), "photo2cartoon": to_tensor(cartoons[example])},
         FIGURES / "photo2cartoon-fourier",

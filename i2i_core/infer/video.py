@@ -4,8 +4,8 @@ kept and the audio copied unchanged.
 Instance normalisation computes its statistics per image, so per frame a video's colours jump whenever its
 content changes a little: the flicker of frame-by-frame CycleGAN video. With ``window`` > 1 every instance-norm
 layer pools its statistics over the current frame and the ``window - 1`` frames before it (as tiling shares them
-over tiles). ``smooth`` blends each frame's change (output minus input) with the previous frame's, which keeps
-the input's own motion and damps what the network adds. The flicker score of a video is how much its output
+over tiles). ``smooth`` blends each output frame with the previous one (a moving average over time: less
+flicker, and moving edges trail by as much). The flicker score of a video is how much its output
 changes from frame to frame against how much its input does (1 = no flicker added).
 """
 
@@ -71,8 +71,9 @@ class WindowInstanceNorm(nn.Module):
         return out.to(x.dtype)
 
 
-class ResidualSmoother:
-    """Blend each frame's change (output - input) with the previous frame's blended change, by ``strength``."""
+class TemporalSmoother:
+    """Blend each output frame with the previous blended one by ``strength``: an exponential moving average over
+    time, which damps what changes from frame to frame (and trails moving edges by as much)."""
 
     def __init__(self, strength: float) -> None:
         if not 0 <= strength < 1:
@@ -80,17 +81,16 @@ class ResidualSmoother:
         self.strength = strength
         self.previous: torch.Tensor | None = None
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) inputs and outputs of consecutive frames -> the smoothed outputs."""
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) outputs of consecutive frames -> the smoothed outputs."""
         if self.strength == 0:
             return y
         smoothed = []
-        for xi, yi in zip(x, y, strict=True):
-            change = yi - xi
+        for frame in y:
             if self.previous is not None:
-                change = (1 - self.strength) * change + self.strength * self.previous
-            self.previous = change
-            smoothed.append((xi + change).clamp(-1, 1))
+                frame = (1 - self.strength) * frame + self.strength * self.previous
+            self.previous = frame
+            smoothed.append(frame)
         return torch.stack(smoothed)
 
 
@@ -231,7 +231,7 @@ class _Transcoder:
         self.batch = translator.batch_limit(self.height, self.width, batch_size)
         self.encoder = _video_encoder(av, out, self.video)
         self.copies = _audio_copies(out, inp.streams.audio, source)
-        self.smoother, self.meter = ResidualSmoother(smooth), FlickerMeter()
+        self.smoother, self.meter = TemporalSmoother(smooth), FlickerMeter()
         self.frames, self.pending, self.last_pts = 0, [], None
 
     def run(self) -> dict:
@@ -264,7 +264,7 @@ class _Transcoder:
         if not self.pending:
             return
         x = torch.stack([self._tensor(frame) for frame in self.pending])
-        y = self.smoother(x, self.translator.translate_tensor(x, whole=not self.tiled))
+        y = self.smoother(self.translator.translate_tensor(x, whole=not self.tiled))
         self.meter.add(x, y)
         for frame, image in zip(self.pending, y, strict=True):
             encoded = self.av.VideoFrame.from_ndarray(_to_uint8(image), format="rgb24")
