@@ -16,4 +16,6 @@ def photo2cartoon() -> Path:
 
 @hookimpl
 def register_pretrained(register: Register) -> None:
-    register("photo2cartoon", photo2cartoon, direction="AtoB", card=str(MODELS / "photo2cartoon" / "README.md"), default=True)
+    register(
+        "photo2cartoon", photo2cartoon, direction="AtoB", card=str(MODELS / "photo2cartoon" / "README.md"), default=True
+    )
