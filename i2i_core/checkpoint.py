@@ -353,7 +353,6 @@ def generator_file(path: str | os.PathLike, direction: str) -> Path:
     as its ``state.json`` records (checkpoints from before methods record none: CycleGAN's); a shipped model in
     the direction it is registered for."""
     if is_builtin(path):
-        resolve_checkpoint(path)  # an unknown name is named before its direction is asked about
         check_direction(path, direction)
     path = _existing(path)
     if not path.is_dir():

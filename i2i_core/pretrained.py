@@ -28,12 +28,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """The file ``builtin:<name>`` stands for; any other path as it is."""
     if not is_builtin(path):
         return Path(path)
-    name = str(path).removeprefix(PREFIX)
-    try:
-        component = get_component("pretrained", name)
-    except I2IError as exc:
-        known = ", ".join(PREFIX + c.name for c in list_components("pretrained")) or "none installed"
-        raise CheckpointError(f"{path}: {exc} Shipped models: {known}.") from None
+    component = _shipped(path)
     file = Path(component.factory())
     if not file.is_file():
         raise CheckpointError(
@@ -44,10 +39,19 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 def check_direction(path: str | os.PathLike, direction: str) -> None:
     """Refuse to read shipped model ``path`` in a direction it does not translate."""
-    component = get_component("pretrained", str(path).removeprefix(PREFIX))
+    component = _shipped(path)
     translates = component.metadata.get("direction", "AtoB")
     if direction != translates:
         raise CheckpointError(f"{path} translates {translates} only, not {direction}: use --direction {translates}")
+
+
+def _shipped(path: str | os.PathLike) -> Component:
+    """The registered model ``builtin:<name>`` names; an unknown name is an error listing the shipped ones."""
+    try:
+        return get_component("pretrained", str(path).removeprefix(PREFIX))
+    except I2IError as exc:
+        known = ", ".join(PREFIX + c.name for c in list_components("pretrained")) or "none installed"
+        raise CheckpointError(f"{path}: {exc} Shipped models: {known}.") from None
 
 
 def default_pretrained() -> Component:
