@@ -21,13 +21,13 @@ import torch
 from torch.utils.data import Dataset
 
 from i2i_core.checkpoint import select_checkpoint, step_of
+from i2i_core.directions import check_direction, reverse
 from i2i_core.errors import I2IError
 from i2i_core.host.registry import create
 from i2i_core.infer.translate import load_translator
 from i2i_core.metric import Metric
 from i2i_core.recipe import Recipe, load_recipe, recipe_from_dict
 
-DIRECTIONS = ("AtoB", "BtoA")
 #: Images per generator pass.
 BATCH = 8
 
@@ -36,8 +36,7 @@ Translate = Callable[[torch.Tensor], torch.Tensor]
 
 def domains(direction: str) -> tuple[str, str]:
     """The (source, target) domains of a direction: ``AtoB`` -> ``("A", "B")``."""
-    if direction not in DIRECTIONS:
-        raise I2IError(f"unknown direction '{direction}'; use AtoB or BtoA")
+    check_direction(direction)
     return direction[0], direction[-1]
 
 
@@ -216,7 +215,7 @@ def evaluate(
     recipe = load_recipe(recipe_file, overrides) if recipe_file else recipe_from_dict({"data": {"root": data}})
     eval_set = EvalSet.from_recipe(recipe, direction, split, size)
     translator = load_translator(path, direction, device=device)
-    back = {"AtoB": "BtoA", "BtoA": "AtoB"}[direction]
+    back = reverse(direction)
     translate_back = None
     if path.is_dir():  # a generator file translates one way, whichever direction is asked for
         with contextlib.suppress(I2IError):  # a method that learns one direction has no way back

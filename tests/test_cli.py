@@ -175,7 +175,8 @@ def test_dry_run_says_which_options_a_name_change_dropped(runner):
 
 
 def test_run_forwards_every_option_to_torchrun_but_nproc():
-    from i2i_core.cli import _command_line, run
+    from i2i_core.cli.run import _command_line
+    from i2i_core.cli.run import run_command as run
 
     given = ["r.toml", "--set", "a=1", "--set", "b='x y'", "--restart", "--no-progress", "--nproc", "2"]
     assert _command_line(run.make_context("run", list(given)), leave_out={"nproc"}) == given[:-2]

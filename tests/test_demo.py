@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2i_core.demo import check_request, model_choices, translate_upload
+from i2i_core.cli.demo import check_request, model_choices, translate_upload
 from i2i_core.errors import I2IError
 from i2i_core.images import BadImageError
 from i2i_core.infer.translate import load_translator

@@ -19,12 +19,12 @@ from torch import nn
 
 from i2i_core.checkpoint import atomic_write_bytes, generator_file, load_component, read_metadata
 from i2i_core.compute_copy import ComputeCopy
+from i2i_core.directions import check_direction
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.images import IMAGE_EXTENSIONS, BadImageError, find_images, load_rgb, to_image, to_tensor
 from i2i_core.infer.tiling import translate_tensor
 from i2i_core.precision import autocast, resolve_device, resolve_precision
 
-DIRECTIONS = ("AtoB", "BtoA")
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MIN_SIDE = 16
 #: How many files a refusal lists before it says how many more there are.
@@ -36,9 +36,7 @@ BYTES_PER_PIXEL_PER_FILTER = 16
 
 def generator_checkpoint(path: str | os.PathLike, direction: str = "AtoB") -> Path:
     """The generator file a checkpoint path stands for (see the module docstring)."""
-    if direction not in DIRECTIONS:
-        raise I2IError(f"unknown direction '{direction}'; use AtoB or BtoA")
-    return generator_file(path, direction)
+    return generator_file(path, check_direction(direction))
 
 
 def load_generator(path: str | os.PathLike, direction: str = "AtoB") -> nn.Module:

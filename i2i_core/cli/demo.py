@@ -17,10 +17,11 @@ from typing import Any
 import click
 
 from i2i_core.checkpoint import select_checkpoint
+from i2i_core.directions import DIRECTIONS, check_direction
 from i2i_core.errors import I2IError
 from i2i_core.host.registry import list_components
 from i2i_core.images import BadImageError, load_rgb
-from i2i_core.infer.translate import DIRECTIONS, Translator, load_translator
+from i2i_core.infer.translate import Translator, load_translator
 from i2i_core.pretrained import PREFIX
 
 TITLE = "i2i: image-to-image translation"
@@ -45,8 +46,7 @@ def check_request(image_path: str | None, model: str | None, direction: str) -> 
         raise I2IError("upload or drop a photo first")
     if not model or not model.strip():
         raise I2IError("choose a model: a shipped one, a run folder or a generator .safetensors file")
-    if direction not in DIRECTIONS:
-        raise I2IError(f"unknown direction '{direction}'; use AtoB or BtoA")
+    check_direction(direction)
 
 
 def translate_upload(image_path: str, translator: Translator, out_dir: Path) -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from i2i_core.checkpoint import select_checkpoint
-from i2i_core.cli_options import PICK
+from i2i_core.cli.options import PICK
+from i2i_core.directions import DIRECTIONS
 from i2i_core.errors import I2IError
 from i2i_core.infer.translate import (
     ImageInputs,
@@ -41,7 +42,7 @@ from i2i_core.pretrained import default_checkpoint
     type=click.Path(),
     help="Output folder; or, for one video, the output video file (e.g. out.mp4).",
 )
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
+@click.option("--direction", type=click.Choice(DIRECTIONS), default="AtoB", show_default=True)
 @click.option(
     "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), help="Output format (default: the input's)."
 )

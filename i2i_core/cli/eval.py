@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import click
 
-from i2i_core.cli_options import PICK
-from i2i_core.evaluation import DIRECTIONS, Evaluation, evaluate, set_inception_weights
+from i2i_core.cli.options import PICK
+from i2i_core.directions import DIRECTIONS
+
+if TYPE_CHECKING:
+    from i2i_core.evaluation import Evaluation
 
 
 def _shown(value: float | None) -> str:
@@ -71,6 +75,8 @@ def eval_command(
 ) -> None:
     """Translate a test split with a checkpoint and score it with metric plugins, beside the identity baseline
     (the untouched source images scored the same way)."""
+    from i2i_core.evaluation import evaluate, set_inception_weights
+
     set_inception_weights(inception_weights)
     result = evaluate(
         checkpoint,

@@ -1,0 +1,27 @@
+"""``i2i import-weights``: convert a reference CycleGAN or CUT checkpoint into an i2i component checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from i2i_core.assignments import parse_assignment
+from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
+
+
+@click.command("import-weights")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "dst", required=True, type=click.Path(dir_okay=False), help="i2i checkpoint to write.")
+@click.option("--from", "source", type=click.Choice(SOURCES), default="cyclegan-reference", show_default=True)
+@click.option("--arch", required=True, type=click.Choice(list(REFERENCE_ARCHS)), help="Architecture of SRC.")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Component option, e.g. dropout=true or ngf=32 (repeatable).",
+)
+def import_weights_command(src: str, dst: str, source: str, arch: str, options: tuple[str, ...]) -> None:
+    """Convert a reference CycleGAN or CUT checkpoint SRC (.pth) into an i2i component checkpoint."""
+    parsed = dict(parse_assignment(o) for o in options)
+    path = import_weights(src, dst, arch=arch, source=source, options=parsed)
+    click.echo(f"Wrote {REFERENCE_ARCHS[arch]} '{arch}' to {path}")
