@@ -21,9 +21,8 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from i2i_core.errors import CheckpointError, I2IError, UnknownComponentError
-from i2i_core.host.registry import create, get_component
+from i2i_core.host.registry import DEFAULT_METHOD, check_option_types, create, get_component
 from i2i_core.pretrained import check_direction, is_builtin, resolve_checkpoint
-from i2i_core.recipe import DEFAULT_METHOD, check_option_types
 from i2i_core.version import __version__
 
 COMPONENT_FORMAT = "i2i-component/1"
@@ -302,10 +301,29 @@ def step_of(path: str | os.PathLike) -> int | None:
     if not path.is_dir():
         return None
     folder = _checkpoint_folder(path)
+    state = read_checkpoint_state(folder)
     try:
-        return int(json.loads((folder / "state.json").read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{folder / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
+        return int(state["step"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise corrupt_checkpoint(folder, exc) from None
+
+
+def read_checkpoint_state(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``state.json`` of training checkpoint ``folder``: a :class:`CheckpointError` naming it when it is
+    missing, torn or not a JSON object."""
+    folder = Path(folder)
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise corrupt_checkpoint(folder, exc) from None
+    if not isinstance(state, dict):
+        raise corrupt_checkpoint(folder, f"not a JSON object: {_shown(json.dumps(state))}")
+    return state
+
+
+def corrupt_checkpoint(folder: str | os.PathLike, problem: Exception | str) -> CheckpointError:
+    """The error for a training checkpoint whose ``state.json`` does not read back (``problem`` says why)."""
+    return CheckpointError(f"{Path(folder) / 'state.json'}: incomplete or corrupt training checkpoint: {problem}")
 
 
 def _existing(path: str | os.PathLike) -> Path:
@@ -358,10 +376,7 @@ def generator_file(path: str | os.PathLike, direction: str) -> Path:
     if not path.is_dir():
         return path
     folder = _checkpoint_folder(path)
-    try:
-        state = json.loads((folder / "state.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
+    state = read_checkpoint_state(folder)
     exports = state.get("exports")
     if not isinstance(exports, dict):
         method = get_component("method", state.get("method", DEFAULT_METHOD)).factory

@@ -19,9 +19,6 @@ from typing import ClassVar
 
 import torch
 
-#: The image streams an evaluation can provide, in the order they are described above.
-STREAMS = ("source", "output", "truth", "target", "cycled")
-
 
 class Metric(ABC):
     """A score of two image streams, each (N, 3, H, W) in [-1, 1] (the N of unpaired streams may differ).

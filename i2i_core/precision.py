@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -13,6 +14,18 @@ import torch
 from i2i_core.errors import I2IError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a network runs: ``precision`` (``fp32``, ``bf16`` or ``fp16``) and memory format; ``reason`` says why."""
+
+    precision: str
+    channels_last: bool
+    reason: str = "set in the recipe"
+
+    def describe(self) -> str:
+        return f"{self.precision} {'channels-last' if self.channels_last else 'contiguous'}"
 
 
 def resolve_device(name: str = "auto") -> torch.device:

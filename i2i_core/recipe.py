@@ -10,7 +10,7 @@ import copy
 import json
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,19 +19,14 @@ import tomli_w
 import torch
 
 from i2i_core.assignments import parse_assignment
-from i2i_core.augment import AUGMENT_DEFAULTS, check_augment
-from i2i_core.errors import I2IError, did_you_mean
-from i2i_core.host.registry import Component, create, get_component, list_components
+from i2i_core.augment import AUGMENT_DEFAULTS
+from i2i_core.errors import I2IError
+from i2i_core.host.registry import DEFAULT_METHOD, create, get_component
+from i2i_core.recipe_checks import validate
+from i2i_core.tables import find_nested, merge, nested, set_nested
 
 if TYPE_CHECKING:
     from i2i_core.method import Method
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DECAYS = ("linear", "none")
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
-
-#: The method a recipe without ``method`` trains.
-DEFAULT_METHOD = "cyclegan"
 
 #: Every fixed key of the core with its default. The method adds its own (:attr:`Method.recipe_defaults`), and
 #: component tables also take the component's own options.
@@ -88,30 +83,28 @@ DEFAULTS: dict[str, Any] = {
 OWN_KEYS = {"name", "dataset", "weight", "init_from"}
 
 #: The core's tables naming a component (kind, key holding its name): their other keys are that component's
-#: options. Methods add theirs (:attr:`Method.component_tables`).
+#: options. Methods add theirs (:meth:`Method.component_kinds`).
 COMPONENT_TABLES = {
     ("data",): ("dataset", "dataset"),
     ("model", "generator"): ("generator", "name"),
 }
+#: The keys naming the component of a table: a recipe that changes one starts the table afresh (:func:`merge`).
+NAME_KEYS = ("name", "dataset")
 
 
 @dataclass(frozen=True)
 class Schema:
-    """What a recipe may hold once its method is known: keys and defaults, component tables, loss roles and
-    network tables, the core's and the method's together."""
+    """What a recipe may hold once its method is known: keys and defaults, component tables and loss roles, the
+    core's and the method's together."""
 
     method: type[Method]
     defaults: dict[str, Any]
     component_tables: dict[tuple[str, ...], tuple[str, str]]
     loss_roles: dict[tuple[str, ...], str]
-    network_tables: tuple[tuple[str, ...], ...]
 
     def fixed_keys(self, table: tuple[str, ...]) -> dict[str, Any]:
         """i2i's own keys of a component table, with their defaults."""
-        node: Any = self.defaults
-        for part in table:
-            node = node[part]
-        return node
+        return nested(self.defaults, table)
 
 
 def method_name(values: Mapping[str, Any], source: str) -> str:
@@ -131,21 +124,13 @@ def schema_of(values: Mapping[str, Any], source: str = "recipe") -> Schema:
         raise I2IError(f"{source}: method: {exc}") from None
     return Schema(
         method=method,
-        defaults=_merge_defaults(DEFAULTS, method.recipe_defaults),
-        component_tables={**COMPONENT_TABLES, **method.component_tables},
-        loss_roles=dict(method.loss_roles),
-        network_tables=(("model", "generator"), *method.network_tables),
+        defaults=merge(DEFAULTS, method.recipe_defaults),
+        component_tables={
+            **COMPONENT_TABLES,
+            **{tuple(table.split(".")): (kind, "name") for table, kind in method.component_kinds().items()},
+        },
+        loss_roles={tuple(table.split(".")): role for table, role in method.loss_roles.items()},
     )
-
-
-def _merge_defaults(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge_defaults(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 @dataclass
@@ -159,12 +144,11 @@ class Recipe:
     path: Path | None = None
     overrides: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The method name and :class:`Schema` of the last :attr:`schema` read, computed again if ``method`` changes.
+    _schema: tuple[Any, Schema] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getitem__(self, dotted: str) -> Any:
-        node: Any = self.values
-        for part in dotted.split("."):
-            node = node[part]
-        return node
+        return nested(self.values, dotted)
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """``recipe[dotted]``, or ``default`` when the recipe has no such key (a key of another method)."""
@@ -180,7 +164,10 @@ class Recipe:
     @property
     def schema(self) -> Schema:
         """The keys, component tables and networks of this recipe's method."""
-        return schema_of(self.values, str(self.path or self.name))
+        method = self.values.get("method")
+        if self._schema is None or self._schema[0] != method:
+            self._schema = (method, schema_of(self.values, str(self.path or self.name)))
+        return self._schema[1]
 
     @property
     def method(self) -> type[Method]:
@@ -190,7 +177,7 @@ class Recipe:
     def component_options(self, *table: str) -> dict[str, Any]:
         """The options of the component named in ``table``: its table minus i2i's own keys (name, weight...)."""
         own = OWN_KEYS & set(self.schema.fixed_keys(table))
-        return {k: v for k, v in self[".".join(table)].items() if k not in own}
+        return {k: v for k, v in nested(self.values, table).items() if k not in own}
 
     def create(self, *table: str) -> Any:
         """Build the component named in ``table`` (``"model", "generator"``) with its options.
@@ -205,11 +192,10 @@ class Recipe:
             raise I2IError(f"{self.path or self.name}: {dotted}: {exc}") from exc
 
     def check_networks(self) -> None:
-        """Build the generator and the method's other networks on the ``meta`` device (no memory, no weights): an
-        option they cannot take fails now, naming its table, as it would when a run builds them."""
+        """Build the method's networks on the ``meta`` device (no memory, no weights): an option they cannot take
+        fails now, naming its table, as it would when a run builds them."""
         with torch.device("meta"):
-            for table in self.schema.network_tables:
-                self.create(*table)
+            self.method.build_networks(self)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.values)
@@ -219,27 +205,13 @@ def with_defaults(values: Mapping[str, Any], source: str = "recipe") -> dict[str
     """``values`` over the defaults of the core and of its method, i2i's own keys filled in every component
     table."""
     schema = schema_of(values, source)
-    merged = _merge(schema.defaults, values)
+    merged = merge(schema.defaults, values, NAME_KEYS)
     for table in schema.component_tables:
-        node = merged
-        for part in table:
-            node = node.get(part) if isinstance(node, dict) else None
+        node = find_nested(merged, table)
         if isinstance(node, dict):  # anything else is reported by validation
             for key, default in schema.fixed_keys(table).items():
                 node.setdefault(key, copy.deepcopy(default))
     return merged
-
-
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep merge: tables merge, other values replace. A component table whose name changes starts afresh."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            same_component = all(value.get(k, out[key].get(k)) == out[key].get(k) for k in ("name", "dataset"))
-            out[key] = _merge(out[key] if same_component else {}, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _read_toml(path: Path, notes: list[str], chain: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -262,15 +234,7 @@ def _read_toml(path: Path, notes: list[str], chain: tuple[Path, ...] = ()) -> di
     inherited = _read_toml(path.parent / parent, notes, (*chain, path))
     if "method" in values:
         notes += _change_method(inherited, method_name(values, str(path)), f"{path.name} (extends {parent})", str(path))
-    return _merge(inherited, values)
-
-
-def _table_of(values: dict[str, Any], table: tuple[str, ...]) -> dict[str, Any] | None:
-    """The table at ``table`` in ``values``, or ``None`` when it is absent or not a table."""
-    node: Any = values
-    for part in table:
-        node = node.get(part) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else None
+    return merge(inherited, values, NAME_KEYS)
 
 
 def _drop_renamed_options(values: dict[str, Any], pairs: list[tuple[str, Any]], source: str) -> list[str]:
@@ -283,8 +247,8 @@ def _drop_renamed_options(values: dict[str, Any], pairs: list[tuple[str, Any]], 
     for table, (_, name_key) in schema.component_tables.items():
         dotted = ".".join(table)
         names = [value for key, value in pairs if key == f"{dotted}.{name_key}"]
-        node = _table_of(values, table)
-        if not names or node is None:
+        node = find_nested(values, table)
+        if not names or not isinstance(node, dict):
             continue
         old, new = node.get(name_key, schema.fixed_keys(table)[name_key]), names[-1]
         if new == old:
@@ -355,18 +319,6 @@ def _drop_unknown(
     return dropped
 
 
-def _set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = values
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            table = ".".join(parts[: i + 1])
-            raise I2IError(f"--set {dotted}: '{table}' is a value, not a table")
-        node = child
-    node[parts[-1]] = value
-
-
 def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str, Any] | None = None) -> Recipe:
     """Read, resolve and validate a recipe.
 
@@ -390,11 +342,14 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str,
         pairs = [parse_assignment(t) for t in texts]
     notes += _drop_renamed_options(user, pairs, str(path))
     for key, value in pairs:
-        _set_dotted(user, key, value)
+        try:
+            set_nested(user, key, value)
+        except ValueError as exc:
+            raise I2IError(f"--set {exc}") from None
     values = with_defaults(user, str(path))
     if not values["name"]:
         values["name"] = path.stem
-    validate(values, source=str(path))
+    validate(values, schema_of(values, str(path)), str(path))
     return Recipe(values=values, path=path, overrides=texts, notes=notes)
 
 
@@ -402,220 +357,5 @@ def recipe_from_dict(values: Mapping[str, Any], name: str = "recipe") -> Recipe:
     """A validated recipe from a mapping (defaults fill what is missing)."""
     merged = with_defaults(values, name)
     merged["name"] = merged["name"] or name
-    validate(merged, source=name)
+    validate(merged, schema_of(merged, name), name)
     return Recipe(values=merged)
-
-
-# -- validation ---------------------------------------------------------------------------------------------
-
-
-def _type_error(key: str, value: Any, expected: Any) -> I2IError:
-    return I2IError(f"{key} must be {_type_name(expected)}, got {value!r} ({type(value).__name__})")
-
-
-def _type_name(example: Any) -> str:
-    if isinstance(example, bool):
-        return "true or false"
-    if isinstance(example, int):
-        return "an integer"
-    if isinstance(example, float):
-        return "a number"
-    if isinstance(example, str):
-        return "a string"
-    if isinstance(example, list | tuple):
-        return "a list"
-    return type(example).__name__
-
-
-def _check_type(key: str, value: Any, example: Any) -> None:
-    if example is None or isinstance(example, dict):
-        return
-    if isinstance(example, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(example, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(example, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    elif isinstance(example, list | tuple):
-        ok = isinstance(value, list | tuple)  # TOML and JSON arrays are lists
-    else:
-        ok = isinstance(value, type(example))
-    if not ok:
-        raise _type_error(key, value, example)
-
-
-def _component_of(
-    values: dict[str, Any], schema: Schema, table: tuple[str, ...], source: str
-) -> tuple[Component, dict[str, Any]]:
-    kind, name_key = schema.component_tables[table]
-    node = values
-    for part in table:
-        node = node[part]
-    dotted = ".".join(table)
-    name = node.get(name_key)
-    if not isinstance(name, str):
-        raise I2IError(f"{source}: {dotted}.{name_key} must name a {kind}, got {name!r}")
-    try:
-        component = get_component(kind, name)
-    except I2IError as exc:
-        raise I2IError(f"{source}: {dotted}.{name_key}: {exc}") from None
-    return component, node
-
-
-def validate(values: dict[str, Any], source: str) -> None:
-    """Check every key, type and value; raise one clear :class:`I2IError` for the first problem."""
-    schema = schema_of(values, source)
-    _check_keys(values, schema, schema.defaults, (), source)
-    for table, (kind, _) in schema.component_tables.items():
-        component, node = _component_of(values, schema, table, source)
-        fixed = schema.fixed_keys(table)
-        options = component.options()
-        dotted = ".".join(table)
-        for key in node:
-            if key not in fixed and key not in options:
-                known = sorted(set(fixed) | set(options))
-                raise I2IError(
-                    f"{source}: unknown key '{dotted}.{key}' for {kind} '{component.name}'."
-                    f"{did_you_mean(key, known)} Valid keys: {', '.join(known)}."
-                )
-        check_option_types(component, {k: v for k, v in node.items() if k not in fixed}, f"{source}: {dotted}.")
-        wanted = schema.loss_roles.get(table)
-        role = component.metadata.get("role")
-        if wanted and role not in (None, wanted):
-            raise I2IError(f"{source}: {dotted}.name: loss '{component.name}' is a {role} loss, not a {wanted} loss")
-    _check_values(values, schema, source)
-
-
-def check_option_types(component: Component, options: Mapping[str, Any], prefix: str) -> None:
-    """Refuse an option whose value's type differs from its default's; ``prefix`` starts the key in messages."""
-    defaults = component.options()
-    for key, value in options.items():
-        if key in defaults:
-            _check_type(f"{prefix}{key}", value, defaults[key])
-
-
-def _check_keys(
-    values: Mapping[str, Any], schema: Schema, defaults: Mapping[str, Any], prefix: tuple[str, ...], source: str
-) -> None:
-    open_table = prefix in schema.component_tables
-    for key, value in values.items():
-        dotted = ".".join((*prefix, key))
-        if key not in defaults:
-            if open_table:
-                continue  # a component option, checked against the component
-            raise I2IError(
-                f"{source}: unknown key '{dotted}'.{did_you_mean(key, defaults)}{_owner_hint(dotted, schema)} "
-                f"Valid keys{' in [' + '.'.join(prefix) + ']' if prefix else ''}: {', '.join(defaults)}."
-            )
-        expected = defaults[key]
-        if isinstance(expected, dict):
-            if not isinstance(value, Mapping):
-                raise I2IError(f"{source}: '{dotted}' must be a table, got {value!r}")
-            _check_keys(value, schema, expected, (*prefix, key), source)
-        else:
-            _check_type(f"{source}: {dotted}", value, expected)
-
-
-def _owner_hint(dotted: str, schema: Schema) -> str:
-    """`` It is a key of method 'cyclegan' (this recipe trains 'cut').`` when another method reads ``dotted``."""
-    owners = []
-    for component in list_components("method"):
-        node: Any = component.factory.recipe_defaults
-        for part in dotted.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is not None and component.factory is not schema.method:
-            owners.append(f"'{component.name}'")
-    if not owners:
-        return ""
-    return f" It is a key of method {' and '.join(owners)}; this recipe's method has none (see `method`)."
-
-
-def _check_eval(values: dict[str, Any], schema: Schema, fail: Callable[[str, str], None]) -> None:
-    """The ``eval`` table: metrics that exist (when the run evaluates), a best metric among them, a direction the
-    method translates."""
-    evaluation = values["eval"]
-    names = evaluation["metrics"]
-    if not all(isinstance(name, str) for name in names):
-        fail("eval.metrics", f"must be a list of metric names, got {names!r}")
-    for name in names if values["output"]["eval_every"] else ():  # else read only by ``i2i eval``, which checks
-        try:
-            get_component("metric", name)
-        except I2IError as exc:
-            fail("eval.metrics:", str(exc))
-    if evaluation["best"] and evaluation["best"] not in names:
-        fail("eval.best", f"must be one of eval.metrics ({', '.join(names) or 'none'}), got {evaluation['best']!r}")
-    if evaluation["best"] and not values["output"]["eval_every"]:
-        fail("eval.best", "keeps the best checkpoint by evaluations during training: set output.eval_every too")
-    directions = tuple(schema.method.translations)
-    if evaluation["direction"] not in directions:
-        fail(
-            "eval.direction",
-            f"must be a direction the method '{values['method']}' translates ({', '.join(directions)}), "
-            f"got {evaluation['direction']!r}",
-        )
-    if evaluation["size"] < 0:
-        fail("eval.size", f"must be >= 0 (0: data.crop_size), got {evaluation['size']}")
-
-
-def _check_values(values: dict[str, Any], schema: Schema, source: str) -> None:
-    train, data, output = values["train"], values["data"], values["output"]
-
-    def fail(key: str, message: str) -> None:
-        raise I2IError(f"{source}: {key} {message}")
-
-    name = values["name"]
-    if "/" in name or "\\" in name or name in ("", ".", ".."):
-        fail(
-            "name",
-            f"must be a plain folder name (no '/' or '\\', not '.' or '..'), got {name!r}: the run folder is "
-            "runs/<name>; set output.dir to put it anywhere else",
-        )
-    for key in ("epochs", "decay_epochs", "steps", "d_pretrain_steps", "num_workers", "seed"):
-        if train[key] < 0:
-            fail(f"train.{key}", f"must be >= 0, got {train[key]}")
-    if train["steps"] == 0 and train["epochs"] + train["decay_epochs"] == 0:
-        fail("train.epochs", "and train.decay_epochs are both 0: set one of them, or train.steps")
-    if train["batch_size"] < 1:
-        fail("train.batch_size", f"must be >= 1, got {train['batch_size']}")
-    if train["lr"] <= 0:
-        fail("train.lr", f"must be > 0, got {train['lr']}")
-    betas = train["betas"]
-    if len(betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
-        fail("train.betas", f"must be two numbers in [0, 1), got {betas!r}")
-    for key, choices in (("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS), ("decay", DECAYS)):
-        if train[key] not in choices:
-            fail(
-                f"train.{key}",
-                f"must be one of {', '.join(choices)}, got {train[key]!r}.{did_you_mean(train[key], choices)}",
-            )
-    if train["minutes"] < 0:
-        fail("train.minutes", f"must be >= 0 (0: no time budget), got {train['minutes']}")
-    _check_eval(values, schema, fail)
-    check_augment(values["augment"], fail)
-    for key in ("checkpoint_every", "sample_every", "log_every", "keep_last", "eval_every"):
-        if output[key] < 0:
-            fail(f"output.{key}", f"must be >= 0, got {output[key]}")
-    if train["d_pretrain_steps"] and not schema.method.can_pretrain():
-        fail("train.d_pretrain_steps", f"must be 0: method '{values['method']}' has no discriminator pre-training")
-    schema.method.check_recipe(values, fail)
-    reporters = values["report"]["reporters"]
-    if not all(isinstance(name, str) for name in reporters):
-        fail("report.reporters", f"must be a list of reporter names, got {reporters!r}")
-    for name in reporters:
-        try:
-            get_component("reporter", name)
-        except I2IError as exc:
-            fail("report.reporters:", str(exc))
-    load, crop = data.get("load_size"), data.get("crop_size")
-    if isinstance(load, int) and isinstance(crop, int):
-        if crop > load:
-            fail("data.crop_size", f"({crop}) is larger than data.load_size ({load}); crop_size must be <= load_size")
-        generator = get_component("generator", values["model"]["generator"]["name"])
-        multiple = generator.metadata.get("size_multiple")
-        for key, side in (("data.crop_size", crop), ("eval.size", values["eval"]["size"])):
-            if multiple and side % multiple:
-                fail(
-                    key,
-                    f"({side}) is not a multiple of {multiple}, which generator '{generator.name}' needs; "
-                    f"try {max(multiple, side - side % multiple)}",
-                )

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import i2i_core
-from i2i_core.checkpoint import select_checkpoint
+from i2i_core.checkpoint import read_checkpoint_state, select_checkpoint
 from i2i_core.evaluation import evaluate
 from i2i_core.host.registry import create
 from i2i_core.images import load_rgb, to_tensor
@@ -41,7 +41,7 @@ METRICS = ["swd", "lab", "content"]
 
 def training_facts(run: Path, checkpoint: Path) -> dict[str, str]:
     """Steps, training minutes and machine of the checkpoint, for the shipped file's metadata."""
-    state = json.loads((checkpoint / "state.json").read_text())
+    state = read_checkpoint_state(checkpoint)
     minutes = state.get("train_seconds", 0) / 60
     return {
         "recipe": "recipes/photo2cartoon.toml",

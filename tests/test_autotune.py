@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from i2i_core.precision import cpu_class
+from i2i_core.precision import Layout, cpu_class
 from i2i_core.recipe import recipe_from_dict
 from i2i_core.training import autotune
-from i2i_core.training.autotune import Layout, choose_layout
+from i2i_core.training.autotune import choose_layout
 from i2i_core.training.build import compute_layout
 
 CPU = torch.device("cpu")

@@ -23,7 +23,8 @@ from i2i_core.checkpoint import list_checkpoints
 from i2i_core.cli import cli
 from i2i_core.training.state import (
     Progress,
-    load_training_checkpoint,
+    read_training_checkpoint,
+    restore_training_checkpoint,
     save_training_checkpoint,
 )
 
@@ -105,7 +106,7 @@ def test_crash_while_replacing_a_checkpoint_keeps_a_complete_one(tmp_path, monke
     run = i2i_core.train(recipe, show_progress=False).run_dir
     folder = run / "checkpoints"
     trainer = i2i_core.build_trainer(recipe)
-    progress, _ = load_training_checkpoint(folder / "step_0000004", trainer)
+    progress = restore_training_checkpoint(read_training_checkpoint(folder / "step_0000004", trainer), trainer)
     saved = load_file(folder / "step_0000004" / "G_A.safetensors")
     real_replace, moves = os.replace, []
 
@@ -118,7 +119,7 @@ def test_crash_while_replacing_a_checkpoint_keeps_a_complete_one(tmp_path, monke
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(i2i_core.CheckpointError, match=r"step_0000004: checkpoint not saved \(power cut\)"):
-        save_training_checkpoint(folder, trainer, progress, trainer.network_specs)
+        save_training_checkpoint(folder, trainer, progress)
     monkeypatch.undo()
     if failing_moves == {2}:
         assert [p.name for p in list_checkpoints(folder)] == ["step_0000004"]  # put back at once
@@ -254,5 +255,5 @@ def test_no_space_left_while_saving_a_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", full_disk)
     message = r"step_0000001: checkpoint not saved \(\[Errno 28\] No space left on device: '.*G_A\.safetensors'\)"
     with pytest.raises(i2i_core.CheckpointError, match=message):
-        save_training_checkpoint(folder, trainer, Progress(step=1), trainer.network_specs)
+        save_training_checkpoint(folder, trainer, Progress(step=1))
     assert os.listdir(folder) == []  # no temporary folder left behind

@@ -28,6 +28,9 @@ HOOKS: dict[str, str] = {
 }
 KINDS = tuple(HOOKS)
 
+#: The method a recipe without ``method`` trains, and that checkpoints from before methods were trained with.
+DEFAULT_METHOD = "cyclegan"
+
 #: What a factory raises for option values it cannot build (torch raises RuntimeError for impossible sizes).
 BUILD_ERRORS = (TypeError, ValueError, RuntimeError, AssertionError)
 
@@ -220,3 +223,44 @@ def _check_not_empty(module: nn.Module, component: Component, options: Mapping[s
                 f"{_describe(component, options)}: parameter {key} has no elements (shape {tuple(param.shape)}); "
                 "a size option is 0 or too small"
             )
+
+
+def check_option_types(component: Component, options: Mapping[str, Any], prefix: str) -> None:
+    """Refuse an option whose value's type differs from its default's; ``prefix`` starts the key in messages."""
+    defaults = component.options()
+    for key, value in options.items():
+        if key in defaults:
+            check_type(f"{prefix}{key}", value, defaults[key])
+
+
+def check_type(key: str, value: Any, example: Any) -> None:
+    """Refuse ``value`` (of ``key``, which starts the message) unless it has the type of ``example``, a default:
+    an integer is a number, a tuple a list; no default or a table checks nothing."""
+    if example is None or isinstance(example, dict):
+        return
+    if isinstance(example, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(example, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(example, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(example, list | tuple):
+        ok = isinstance(value, list | tuple)  # TOML and JSON arrays are lists
+    else:
+        ok = isinstance(value, type(example))
+    if not ok:
+        raise I2IError(f"{key} must be {_type_name(example)}, got {value!r} ({type(value).__name__})")
+
+
+def _type_name(example: Any) -> str:
+    if isinstance(example, bool):
+        return "true or false"
+    if isinstance(example, int):
+        return "an integer"
+    if isinstance(example, float):
+        return "a number"
+    if isinstance(example, str):
+        return "a string"
+    if isinstance(example, list | tuple):
+        return "a list"
+    return type(example).__name__

@@ -14,29 +14,16 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from i2i_core.compute_copy import ComputeCopy
-from i2i_core.precision import cpu_class, processor
+from i2i_core.precision import Layout, cpu_class, processor
 
 #: The largest side measured: relative speeds settle well below the training sizes.
 MAX_SIDE = 128
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How a network runs: ``precision`` (``fp32``, ``bf16`` or ``fp16``) and memory format; ``reason`` says why."""
-
-    precision: str
-    channels_last: bool
-    reason: str = "set in the recipe"
-
-    def describe(self) -> str:
-        return f"{self.precision} {'channels-last' if self.channels_last else 'contiguous'}"
 
 
 def _candidates(precision: str, memory_format: str) -> list[Layout]:

@@ -17,9 +17,9 @@ from i2i_core.checkpoint import load_state_dict_checked, network_file, read_meta
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.host.registry import create, get_component
 from i2i_core.method import Method, NetworkSpec
-from i2i_core.precision import resolve_device, resolve_precision
+from i2i_core.precision import Layout, resolve_device, resolve_precision
 from i2i_core.recipe import Recipe
-from i2i_core.training.autotune import Layout, choose_layout
+from i2i_core.training.autotune import choose_layout
 
 
 def build_trainer(recipe: Recipe, device: str | torch.device | None = None, layout: Layout | None = None) -> Method:

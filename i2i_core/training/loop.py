@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from i2i_core.checkpoint import checkpoint_name
+from i2i_core.checkpoint import BEST, checkpoint_name
 from i2i_core.host.registry import create
 from i2i_core.method import Method
 from i2i_core.precision import resolve_device
@@ -29,7 +29,7 @@ from i2i_core.recipe import Recipe
 from i2i_core.seeds import loader_seed, rank_seed
 from i2i_core.training import distributed
 from i2i_core.training.build import build_dataset, build_trainer, compute_layout, fixed_sample_batch
-from i2i_core.training.evaluator import Evaluator
+from i2i_core.training.evaluator import EvalScores, Evaluator
 from i2i_core.training.log import RunLog, progress_bar
 from i2i_core.training.monitors import CollapseMonitor, DiscriminatorMonitor
 from i2i_core.training.run_folder import hold_run_folder, resume, run_dir_of, start_run_folder
@@ -102,7 +102,7 @@ class Cadence:
 
 class Checkpoints:
     """Saves a run's checkpoints into ``<run>/checkpoints`` (rank 0 writes, every process waits) and prunes all
-    but the newest ``output.keep_last``."""
+    but the newest ``output.keep_last``; and ``checkpoints/best``, by the evaluator's scores."""
 
     def __init__(
         self, run_dir: Path, recipe: Recipe, trainer: Method, schedule: Schedule, job: distributed.Distributed
@@ -128,10 +128,18 @@ class Checkpoints:
         path = self.folder / checkpoint_name(progress.step)
         if self.job.is_main:
             extra = self.extra(progress)
-            path = save_training_checkpoint(self.folder, self.trainer, progress, self.trainer.network_specs, extra)
+            path = save_training_checkpoint(self.folder, self.trainer, progress, extra)
             prune_checkpoints(self.folder, self.recipe["output.keep_last"])
         self.job.barrier()
         return path
+
+    def save_best(self, progress: Progress, evaluation: EvalScores) -> Path | None:
+        """Save ``checkpoints/best`` when ``evaluation`` is the best so far, its ``state.json`` recording the scores
+        that made it best; on rank 0 only, which evaluates (the others do not wait)."""
+        if evaluation.best is None:
+            return None
+        extra = {**self.extra(progress), "eval": evaluation.scores, "eval_best": evaluation.best}
+        return save_training_checkpoint(self.folder, self.trainer, progress, extra, name=BEST)
 
 
 class Samples:
@@ -143,7 +151,12 @@ class Samples:
         self.collapse = CollapseMonitor()
 
     def save(self, step: int, watch_collapse: bool) -> None:
-        images = {"real_A": self.batch["A"], "real_B": self.batch["B"], **self.trainer.sample_images(self.batch)}
+        made = self.trainer.sample_images(self.batch)
+        images = {
+            "real_A": self.batch["A"],
+            "real_B": self.batch["B"],
+            **{column: image.float().contiguous().clamp(-1, 1) for column, image in made.items()},
+        }
         name = f"step_{step:07d}"
         save_sample_grid(self.run_dir / "samples" / f"{name}.png", images, self.trainer.sample_columns)
         translations = self.trainer.translations
@@ -255,7 +268,7 @@ def _train(
             # every rank draws its own augmentations and random choices (rank 0's weights are broadcast)
             torch.manual_seed(rank_seed(recipe["train.seed"], job.rank, progress.step))
             trainer.reseed(recipe["train.seed"], job.rank, progress.step)
-        log = RunLog(run_dir, trainer.loss_names) if job.is_main else None
+        log = RunLog(run_dir) if job.is_main else None
         samples = Samples(run_dir, sample_batch, trainer, reporters, log) if log is not None else None
         evaluator = Evaluator(run_dir, recipe, trainer, log) if log is not None else None
         checkpoints = Checkpoints(run_dir, recipe, trainer, schedule, job)
@@ -276,7 +289,8 @@ def _train(
                 progress.train_seconds = clock.seconds()
                 throughput.count()
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in trainer.shown_losses}, refresh=False)
+                shown = trainer.shown_losses or losses
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in shown}, refresh=False)
                 # the budget is rank 0's: the others wait for it while it evaluates
                 out_of_time = job.any(bool(budget) and job.is_main and progress.train_seconds >= budget)
                 step, done = progress.step, progress.step >= schedule.total_steps or out_of_time
@@ -302,7 +316,7 @@ def _train(
                         samples.save(step, watch_collapse=not schedule.pretraining(step - 1))
                     if evaluator.due(step, done) and not schedule.pretraining(step - 1):
                         with clock.excluding():
-                            evaluator.run(progress, checkpoints.extra(progress))
+                            checkpoints.save_best(progress, evaluator.run(progress))
                 if cadence.checkpoints(step, done):
                     checkpoint = checkpoints.save(progress)
                 if done or stopping:

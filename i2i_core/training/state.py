@@ -29,13 +29,15 @@ from i2i_core.checkpoint import (
     BEST,
     atomic_write_bytes,
     checkpoint_name,
+    corrupt_checkpoint,
     list_checkpoints,
     load_state_dict_checked,
+    read_checkpoint_state,
     save_component,
 )
 from i2i_core.errors import CheckpointError, I2IError
-from i2i_core.method import Method, NetworkSpec
-from i2i_core.recipe import DEFAULT_METHOD
+from i2i_core.host.registry import DEFAULT_METHOD
+from i2i_core.method import Method
 
 STATE_FORMAT = "i2i-training/1"
 
@@ -70,13 +72,12 @@ def save_training_checkpoint(
     folder: str | os.PathLike,
     trainer: Method,
     progress: Progress,
-    components: dict[str, NetworkSpec],
     extra: dict[str, Any] | None = None,
     name: str | None = None,
 ) -> Path:
     """Write ``folder/step_XXXXXXX`` (or ``folder/<name>``) atomically and return its path.
 
-    ``components`` maps each network name to its (kind, name, options), so a checkpoint alone
+    Each network is saved with its (kind, name, options) from ``trainer.network_specs``, so a checkpoint alone
     rebuilds its networks. On failure the temporary folder is removed and the error names what was written.
     """
     folder = Path(folder)
@@ -85,7 +86,7 @@ def save_training_checkpoint(
     tmp = folder / f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"  # unique: never another's
     try:
         tmp.mkdir()
-        _write_checkpoint_files(tmp, trainer, progress, components, extra)
+        _write_checkpoint_files(tmp, trainer, progress, extra)
         _move_into_place(tmp, final)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -99,12 +100,11 @@ def _write_checkpoint_files(
     tmp: Path,
     trainer: Method,
     progress: Progress,
-    components: dict[str, NetworkSpec],
     extra: dict[str, Any] | None,
 ) -> None:
     """The files of a checkpoint, into ``tmp``; ``state.json``, which makes it complete, last."""
     for net_name, net in trainer.networks.items():
-        kind, name, options = components[net_name]
+        kind, name, options = trainer.network_specs[net_name]
         save_component(tmp / f"{net_name}.safetensors", net, kind, name, options)
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -194,16 +194,16 @@ def read_training_checkpoint(path: str | os.PathLike, trainer: Method, method: s
     :class:`CheckpointError` naming the file when one is missing, torn or corrupt. With ``method`` (the
     recipe's), a checkpoint another method wrote is refused (an :class:`I2IError`, not a corrupt checkpoint)."""
     path = Path(path)
+    state = read_checkpoint_state(path)
     try:
-        state = json.loads((path / "state.json").read_text())
         progress = Progress(
             step=state["step"],
             epoch=state["epoch"],
             batch_in_epoch=state["batch_in_epoch"],
             train_seconds=float(state.get("train_seconds", 0.0)),  # not kept by checkpoints before train.minutes
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path / 'state.json'}: incomplete or corrupt training checkpoint: {exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise corrupt_checkpoint(path, exc) from None
     if state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not an i2i training checkpoint (format {state.get('format')!r})")
     saved = state.get("method", DEFAULT_METHOD)  # checkpoints from before methods: CycleGAN's
@@ -238,10 +238,3 @@ def restore_training_checkpoint(checkpoint: TrainingCheckpoint, trainer: Method)
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
     return checkpoint.progress
-
-
-def load_training_checkpoint(path: str | os.PathLike, trainer: Method) -> tuple[Progress, dict[str, Any]]:
-    """Restore the networks, the method's state and the RNG states from a checkpoint folder; return progress and
-    state."""
-    checkpoint = read_training_checkpoint(path, trainer)
-    return restore_training_checkpoint(checkpoint, trainer), checkpoint.state
