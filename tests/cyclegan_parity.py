@@ -8,7 +8,7 @@ After that, the trajectories drift apart: step-3 adversarial losses differ by up
 
 So each quantity is compared with a tolerance that this spread cannot reach and a real mistake does:
 :data:`TOLERANCES` below, and for the step-1 update of each tensor a bound derived from the step itself (see
-:func:`update_sum_tolerance`). ``tests/test_cyclegan_parity.py`` shows that deliberately broken steps fail.
+:func:`update_sum_tolerance`). ``tests/plugins/test_cyclegan_parity.py`` shows that deliberately broken steps fail.
 """
 
 from __future__ import annotations

@@ -63,14 +63,34 @@ def _imports_of(module: str) -> set[str]:
     return {name for name in found if (CORE.parent / (name.replace(".", "/") + ".py")).is_file()}
 
 
-def test_inference_does_not_import_training():
-    """Translating needs checkpoints, not the training engine: what ``i2i_core.infer`` imports, and what that
-    imports in turn, holds nothing of ``i2i_core.training``."""
-    seen, todo = set(), [f"i2i_core.infer.{p.stem}" for p in (CORE / "infer").glob("*.py") if p.stem != "__init__"]
+def _reached_from(modules: list[str]) -> set[str]:
+    """The ``i2i_core`` modules that ``modules`` import when they run, transitively."""
+    seen, todo = set(), list(modules)
     while todo:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
             todo += _imports_of(module)
+    return seen
+
+
+def test_inference_does_not_import_training():
+    """Translating needs checkpoints, not the training engine: what ``i2i_core.infer`` imports, and what that
+    imports in turn, holds nothing of ``i2i_core.training``."""
+    seen = _reached_from([f"i2i_core.infer.{p.stem}" for p in (CORE / "infer").glob("*.py") if p.stem != "__init__"])
     assert "i2i_core.infer.translate" in seen and "i2i_core.checkpoint" in seen
+    assert sorted(m for m in seen if m.startswith("i2i_core.training")) == []
+
+
+def test_methods_and_plugins_do_not_import_the_training_engine():
+    """A method sees the plugin-author API (``i2i_core.method`` and what it imports), never ``i2i_core.training``;
+    nor does any first-party plugin module."""
+    plugin_imports = set()
+    for path in sorted((CORE.parent / "plugins").rglob("*.py")):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("i2i_core"):
+                plugin_imports |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    modules = [m for m in plugin_imports if (CORE.parent / m.replace(".", "/")).with_suffix(".py").is_file()]
+    seen = _reached_from(["i2i_core.method", *sorted(modules)])
+    assert "i2i_core.method" in seen and "i2i_core.compute_copy" in seen
     assert sorted(m for m in seen if m.startswith("i2i_core.training")) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import subprocess
@@ -11,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import i2i_core
 from i2i_core.cli import cli
 from i2i_core.errors import I2IError
+from i2i_core.precision import Layout
 
 DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"
 
@@ -108,9 +111,9 @@ def test_pretraining_is_refused_for_a_method_without_it(onesided, i2i_tiny_recip
         i2i_tiny_recipe(overrides={"method": "onesided", "train.d_pretrain_steps": 2})
 
 
-def test_an_installed_method_distribution_trains_through_i2i_run(i2i_tiny_dataset, tmp_path):
-    """The tutorial's module installed as a distribution of its own (dist-info with an ``i2i`` entry point):
-    ``i2i run`` in a fresh process finds it, trains it 2 steps and lists it in ``i2i plugins``."""
+def installed_onesided(dataset: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The tutorial's module installed as a distribution of its own (dist-info with an ``i2i`` entry point), and
+    its recipe on ``dataset``: the recipe's path and the environment that finds the distribution."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "thirdparty_onesided.py").write_text(docs_block("# src/i2i_onesided/__init__.py"))
@@ -121,10 +124,17 @@ def test_an_installed_method_distribution_trains_through_i2i_run(i2i_tiny_datase
     recipe = tmp_path / "onesided.toml"
     recipe.write_text(
         docs_block("# onesided.toml")
-        + f'\n[data]\nroot = "{i2i_tiny_dataset}"\nload_size = 36\ncrop_size = 32\n'
+        + f'\n[data]\nroot = "{dataset}"\nload_size = 36\ncrop_size = 32\n'
         + f'\n[output]\ndir = "{tmp_path / "run"}"\nsample_every = 2\n'
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    return recipe, env
+
+
+def test_an_installed_method_distribution_trains_through_i2i_run(i2i_tiny_dataset, tmp_path):
+    """``i2i run`` in a fresh process finds the installed tutorial method, trains it 2 steps and lists it in
+    ``i2i plugins``."""
+    recipe, env = installed_onesided(i2i_tiny_dataset, tmp_path)
     command = [sys.executable, "-m", "i2i_core", "run", str(recipe), "--set", "train.steps=2", "--no-progress"]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
@@ -135,6 +145,44 @@ def test_an_installed_method_distribution_trains_through_i2i_run(i2i_tiny_datase
     )
     rows = {row["name"]: row for row in json.loads(listing.stdout)}
     assert (rows["onesided"]["kind"], rows["onesided"]["distribution"]) == ("method", "i2i-onesided")
+
+
+@pytest.mark.slow
+def test_the_installed_tutorial_method_trains_under_torchrun(i2i_tiny_dataset, tmp_path):
+    """The tutorial method has no code of its own for torchrun: ``i2i run --nproc 2`` trains it 2 steps on two
+    processes, which end with the same weights (rank 0's are saved; every rank reports its own here)."""
+    recipe, env = installed_onesided(i2i_tiny_dataset, tmp_path)
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "i2i_core", "run", str(recipe), "--nproc", "2", "--no-progress"]
+    command += ["--set", "train.steps=2", "--set", "train.precision=fp32"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Finished at step 2") == 1  # rank 0 reports
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step_0000002" / "state.json").read_text())
+    assert state["world_size"] == 2 and state["method"] == "onesided"
+
+
+def test_the_tutorial_method_trains_in_bf16_with_fp32_master_weights(onesided, i2i_tiny_recipe):
+    """bf16 compute copies and fp32 master weights that the steps change, first-step losses close to fp32's,
+    with no precision code in the tutorial; then 2 steps through the engine in bf16."""
+    recipe = i2i_tiny_recipe(overrides={"method": "onesided"})
+    batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
+    first = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        method = recipe.method.from_recipe(recipe, torch.device("cpu"), Layout(precision, precision == "bf16"))
+        start = torch.cat([p.detach().flatten() for p in method.networks["G"].parameters()])
+        first[precision] = method.train_step(batch)
+        assert all(math.isfinite(v) for v in method.train_step(batch).values())
+        end = torch.cat([p.detach().flatten() for p in method.networks["G"].parameters()])
+        assert end.dtype == torch.float32 and not torch.equal(start, end)
+        wanted = torch.bfloat16 if precision == "bf16" else torch.float32
+        assert all(p.dtype == wanted for c in method.copies.values() for p in c.module.parameters())
+    assert set(first["bf16"]) == {"G", "content", "D"}
+    for name, value in first["bf16"].items():
+        assert value == pytest.approx(first["fp32"][name], rel=0.05), name
+    result = i2i_core.train(i2i_tiny_recipe(overrides={"method": "onesided", "train.precision": "bf16"}))
+    assert result.steps == 2 and set(result.metrics) == {"G", "content", "D"}
 
 
 def test_init_from_a_run_of_another_method_names_the_networks_it_holds(onesided, i2i_tiny_recipe):

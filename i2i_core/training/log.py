@@ -33,21 +33,25 @@ def progress_bar(total: int, initial: int, show: bool | None) -> Any:
 
 
 class RunLog:
-    """``metrics.jsonl`` (and TensorBoard scalars of ``loss_names``, the learning rate and evaluation scores when
-    available): metric lines and warnings, by step."""
+    """``metrics.jsonl`` (and, when TensorBoard is installed, scalars of every loss a step returned, the learning
+    rate and evaluation scores): metric lines and warnings, by step."""
 
-    def __init__(self, run_dir: Path, loss_names: tuple[str, ...]) -> None:
+    #: Keys of a metric line that are not losses.
+    NOT_LOSSES = ("step", "epoch", "phase", "lr", "steps_per_s", "eval", "warning")
+
+    def __init__(self, run_dir: Path) -> None:
         self.file = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 (closed by close())
         self.tensorboard = _tensorboard(run_dir)
-        self.loss_names = loss_names
 
     def metrics(self, record: dict[str, Any]) -> None:
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         if self.tensorboard is not None:
-            for name in (*self.loss_names, "lr"):
-                if name in record:
-                    self.tensorboard.add_scalar(f"loss/{name}" if name != "lr" else "lr", record[name], record["step"])
+            for name, value in record.items():
+                if name not in self.NOT_LOSSES and isinstance(value, int | float):
+                    self.tensorboard.add_scalar(f"loss/{name}", value, record["step"])
+            if "lr" in record:
+                self.tensorboard.add_scalar("lr", record["lr"], record["step"])
             for name, value in record.get("eval", {}).items():
                 self.tensorboard.add_scalar(f"eval/{name}", value, record["step"])
 

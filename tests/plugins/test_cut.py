@@ -20,8 +20,8 @@ from cut_golden import (
 )
 from i2i_cut import CUT, FastCUT
 
+from i2i_core.precision import Layout
 from i2i_core.recipe import recipe_from_dict
-from i2i_core.training.autotune import Layout
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
 

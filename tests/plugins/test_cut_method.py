@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 from i2i_cut import CUT, FastCUT
+from i2i_cut.method import LOSS_NAMES
 from safetensors.torch import load_file
 from torch import nn
 
 import i2i_core
 from i2i_core import hookimpl
 from i2i_core.errors import I2IError
+from i2i_core.precision import Layout
 from i2i_core.recipe import load_recipe, recipe_from_dict
-from i2i_core.training.autotune import Layout
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 FP32 = Layout("fp32", False)
@@ -173,14 +174,14 @@ def test_trains_with_a_unet_generator():
     method = build(recipe)
     assert method.layers == [0, 1, 2, 3, 4] and method.network_specs["F"][2]["channels"] == [3, 2, 4, 8, 16]
     losses = method.train_step(batch(0, side=128))
-    assert set(losses) == set(CUT.loss_names) and all(math.isfinite(v) for v in losses.values())
+    assert set(losses) == set(LOSS_NAMES) and all(math.isfinite(v) for v in losses.values())
 
 
 def test_step_order_and_reported_losses():
     method = build(small())
     before = {name: [p.detach().clone() for p in net.parameters()] for name, net in method.networks.items()}
     losses = method.train_step(batch(1, n=2))
-    assert list(losses) == list(CUT.loss_names)
+    assert list(losses) == list(LOSS_NAMES)
     assert losses["G"] == pytest.approx(losses["G_GAN"] + (losses["NCE"] + losses["NCE_Y"]) / 2, rel=1e-6)
     assert losses["D"] == pytest.approx((losses["D_real"] + losses["D_fake"]) / 2, rel=1e-6)
     for name, net in method.networks.items():

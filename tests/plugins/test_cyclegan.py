@@ -11,7 +11,8 @@ from conftest import GOLDEN, golden_tensors, portable_state_dict
 from cyclegan_parity import Record, failures, run_steps
 from i2i_cyclegan import LOSS_NAMES, CycleGAN
 
-import i2i_core
+from i2i_core.precision import Layout
+from i2i_core.recipe import recipe_from_dict
 
 STEP = json.loads((GOLDEN / "golden_cyclegan_step.json").read_text())["portable_pool50"]
 
@@ -20,27 +21,18 @@ def reference_setup(golden_nets, channels_last: bool = False) -> CycleGAN:
     """The golden configuration: ResNet-9 generators, PatchGAN discriminators, portable weights 101..104."""
     g_manifest = golden_nets["resnet9_G"]["portable"]["state_dict_manifest"]
     d_manifest = golden_nets["nlayer3_D"]["portable"]["state_dict_manifest"]
-
-    def net(kind, name, manifest, seed):
-        module = i2i_core.create(kind, name)
-        module.load_state_dict(portable_state_dict(manifest, seed))
-        return module
-
-    return CycleGAN(
-        net("generator", "resnet9", g_manifest, 101),
-        net("generator", "resnet9", g_manifest, 102),
-        net("discriminator", "patchgan", d_manifest, 103),
-        net("discriminator", "patchgan", d_manifest, 104),
-        gan_loss=i2i_core.create("loss", "lsgan"),
-        cycle_loss=i2i_core.create("loss", "l1"),
-        identity_loss=i2i_core.create("loss", "l1"),
-        cycle_weight=10.0,
-        identity_weight=5.0,
-        lr=2e-4,
-        betas=(0.5, 0.999),
-        pool_size=50,
-        channels_last=channels_last,
+    recipe = recipe_from_dict(
+        {
+            "model": {"generator": {"name": "resnet9"}, "discriminator": {"name": "patchgan"}},
+            "loss": {"gan": {"name": "lsgan"}, "cycle": {"weight": 10.0}, "identity": {"weight": 5.0}},
+            "train": {"lr": 2e-4, "betas": [0.5, 0.999], "pool_size": 50},
+        }
     )
+    trainer = CycleGAN(recipe, "cpu", Layout("fp32", channels_last))
+    manifests = {"G_A": g_manifest, "G_B": g_manifest, "D_A": d_manifest, "D_B": d_manifest}
+    for seed, (name, manifest) in enumerate(manifests.items(), start=101):
+        trainer.networks[name].load_state_dict(portable_state_dict(manifest, seed))
+    return trainer
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +83,11 @@ def narrow_setup(precision: str, channels_last: bool | None = None) -> CycleGAN:
     """The golden configuration at half the width (ngf = ndf = 32), seeded: bf16 runs 8x slower than fp32
     on CPUs without bf16 units, and what is compared here is bf16 against fp32, not against the reference."""
     torch.manual_seed(0)
-    nets = [i2i_core.create("generator", "resnet9", ngf=32) for _ in range(2)]
-    nets += [i2i_core.create("discriminator", "patchgan", ndf=32) for _ in range(2)]
-    return CycleGAN(
-        *nets,
-        gan_loss=i2i_core.create("loss", "lsgan"),
-        cycle_loss=i2i_core.create("loss", "l1"),
-        identity_loss=i2i_core.create("loss", "l1"),
-        precision=precision,
-        channels_last=channels_last,
+    recipe = recipe_from_dict(
+        {"model": {"generator": {"name": "resnet9", "ngf": 32}, "discriminator": {"name": "patchgan", "ndf": 32}}}
     )
+    layout = Layout(precision, precision == "bf16" if channels_last is None else channels_last)
+    return CycleGAN(recipe, "cpu", layout)
 
 
 def first_pair() -> tuple[torch.Tensor, torch.Tensor]:

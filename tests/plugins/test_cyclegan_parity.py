@@ -23,7 +23,7 @@ def adam(key: str, value: object):
 
 
 def weight(name: str, value: float):
-    return lambda trainer: setattr(trainer, name, value)
+    return lambda trainer: trainer.weights.__setitem__(name, value)
 
 
 def pool_of_one(trainer: CycleGAN) -> None:
@@ -34,14 +34,13 @@ def discriminators_first(trainer: CycleGAN) -> None:
     """Update the discriminators before the generators (the generators then meet the updated ones)."""
 
     def train_step(self: CycleGAN, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        real_A, real_B = batch["A"], batch["B"]
-        self._pull_weights(*self.networks)
+        real_A, real_B = self.start_step(batch)
         with torch.no_grad():
             fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)
         losses = self._discriminator_step(real_A, real_B, fake_A, fake_B)
         generator = self._generator_step(real_A, real_B)
         del generator["fake_A"], generator["fake_B"]
-        return {name: float(value) for name, value in {**generator, **losses}.items()}
+        return self.finish_step({**generator, **losses}, real_A)
 
     trainer.train_step = types.MethodType(train_step, trainer)
 
@@ -71,8 +70,8 @@ BROKEN = {
     "lr 10% high": (adam("lr", 2.2e-4), 1, "step 1 sum |G_A update|"),
     "eps 1e-5": (adam("eps", 1e-5), 1, "step 1 sum |D_A update|"),
     "beta1 0.9": (adam("betas", (0.9, 0.999)), 2, "step 2 sum |G_A weights|"),
-    "cycle weight 5": (weight("cycle_weight", 5.0), 1, "step 1 loss cycle_A"),
-    "identity weight 0.5": (weight("identity_weight", 0.5), 1, "step 1 loss idt_A"),
+    "cycle weight 5": (weight("cycle", 5.0), 1, "step 1 loss cycle_A"),
+    "identity weight 0.5": (weight("identity", 0.5), 1, "step 1 loss idt_A"),
     "pool of one": (pool_of_one, 2, "step 2 loss D_A"),
     "discriminators updated first": (discriminators_first, 1, "step 1 loss G_A"),
     "fakes of the updated generators": (fakes_of_updated_generators, 1, "step 1 loss D_A"),

@@ -14,9 +14,9 @@ from torch import nn
 import i2i_core
 from i2i_core.checkpoint import load_component, read_metadata, save_component
 from i2i_core.layers import init_reference_weights, restore_identity_init
+from i2i_core.precision import Layout
 from i2i_core.recipe import recipe_from_dict
 from i2i_core.testing import check_generator
-from i2i_core.training.autotune import Layout
 
 PHOTOS = Path(__file__).resolve().parents[2] / "plugins/i2i_datasets/data/mini-photo2cartoon/trainA"
 EPS = 1e-3
