@@ -121,8 +121,9 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
     """The reference CycleGAN's normalisation: ``instance`` (no affine, no running stats), ``batch`` or ``none``.
 
     Example:
-        >>> norm_layer("instance", 64)
-        InstanceNorm2d(64, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False)
+        >>> layer = norm_layer("instance", 64)
+        >>> type(layer).__name__, layer.affine, layer.track_running_stats
+        ('InstanceNorm2d', False, False)
     """
     if norm == "instance":
         return InstanceNorm2d(channels, affine=False, track_running_stats=False)
@@ -223,3 +224,62 @@ def zero_head(head: nn.Module) -> None:
     head.weight.zero_()
     if head.bias is not None:
         head.bias.zero_()
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """The mean of each pixel's (2 radius + 1)^2 window, over the pixels inside the image: (B, C, H, W) -> same."""
+    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+
+
+def guided_filter(guide: torch.Tensor, image: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """He et al.'s guided filter, channel by channel: ``image`` smoothed where ``guide`` is flat, its edges kept
+    where ``guide`` has edges. Each output pixel is ``a * guide + b``, with ``a``, ``b`` the windows' least-squares
+    fit of ``image`` to ``guide`` (``eps`` penalising ``a``), averaged over the windows that hold the pixel.
+    ``guide is image`` gives an edge-preserving self-smoothing (large ``eps``: flatter).
+
+    Args:
+        guide: (B, C, H, W), or (B, 1, H, W) to guide every channel alike.
+        image: (B, C, H, W).
+        radius: window radius in pixels (the window is 2 radius + 1 wide); eps: regularisation, in the squared
+            units of ``guide`` (images in [-1, 1]: 1e-2 keeps most edges, 0.2 flattens all but strong ones).
+
+    Returns:
+        (B, C, H, W), computed in at least float32 and returned in ``image``'s dtype.
+
+    Example:
+        >>> flat = torch.full((1, 3, 8, 8), 0.25)
+        >>> bool(torch.allclose(guided_filter(torch.rand(1, 3, 8, 8), flat, 2, 1e-2), flat))
+        True
+    """
+    check_images(image, "guided_filter image")
+    if guide.ndim != 4 or guide.shape[0] != image.shape[0] or guide.shape[-2:] != image.shape[-2:]:
+        raise ValueError(
+            f"guided_filter guide must be (B, 1 or C, H, W) like image {tuple(image.shape)}, got {tuple(guide.shape)}"
+        )
+    dtype = torch.promote_types(image.dtype, torch.float32)
+    g, p = guide.to(dtype), image.to(dtype)
+    mean_g, mean_p = box_mean(g, radius), box_mean(p, radius)
+    a = (box_mean(g * p, radius) - mean_g * mean_p) / (box_mean(g * g, radius) - mean_g * mean_g + eps)
+    b = mean_p - a * mean_g
+    return (box_mean(a, radius) * g + box_mean(b, radius)).to(image.dtype)
+
+
+class GuidedFilter(nn.Module):
+    """:func:`guided_filter` as a module: ``GuidedFilter(radius, eps)(guide, image)``.
+
+    Example:
+        >>> GuidedFilter(1, 1e-2)(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)).shape
+        torch.Size([1, 3, 8, 8])
+    """
+
+    def __init__(self, radius: int, eps: float) -> None:
+        super().__init__()
+        if radius < 1 or eps <= 0:
+            raise ValueError(f"guided filter radius must be >= 1 and eps > 0, got radius {radius} and eps {eps}")
+        self.radius, self.eps = radius, eps
+
+    def forward(self, guide: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return guided_filter(guide, image, self.radius, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"radius={self.radius}, eps={self.eps}"

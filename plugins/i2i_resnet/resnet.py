@@ -19,6 +19,7 @@ from torch import nn
 
 from i2i_core.layers import (
     ConvTranspose2d,
+    GuidedFilter,
     ReflectionPad2d,
     check_images,
     conv_bias,
@@ -30,6 +31,19 @@ from i2i_core.layers import (
 from i2i_resnet.antialias import Downsample, Upsample
 
 PADDINGS = {"reflect": ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": None}
+#: How the decoder doubles the resolution: a transposed convolution (the reference), bilinear resize then
+#: a convolution (resize-convolution, Odena et al. 2016), or CUT's blurred up-sampling then a convolution. The last
+#: two draw no checkerboard; a transposed convolution draws one, even untrained.
+UPSAMPLING = ("transpose", "resize", "antialias")
+
+
+def upsampling(upsample: str, antialias_up: bool) -> str:
+    """The up-sampling of ``upsample`` and the older flag ``antialias_up`` (the same as ``"antialias"``)."""
+    if upsample not in UPSAMPLING:
+        raise ValueError(f"unknown upsample '{upsample}'; choose one of {', '.join(UPSAMPLING)}")
+    if antialias_up and upsample == "resize":
+        raise ValueError("antialias_up = true asks for upsample 'antialias', but upsample is 'resize'; set one")
+    return "antialias" if antialias_up else upsample
 
 
 def _padded_conv(in_ch: int, out_ch: int, kernel: int, padding: str, bias: bool) -> list[nn.Module]:
@@ -78,8 +92,14 @@ class ResnetGenerator(nn.Module):
         padding: ``reflect``, ``replicate`` or ``zero`` padding inside the residual blocks.
         antialias: down-sample with a stride-1 convolution, norm, ReLU, then a blur-pool (CUT's default) instead
             of a stride-2 convolution.
-        antialias_up: up-sample with a blurred transposed "convolution", then a 3x3 convolution, norm, ReLU (CUT's
-            default) instead of a transposed convolution.
+        antialias_up: the same as ``upsample="antialias"`` (CUT's default).
+        upsample: how the decoder doubles the resolution (see :data:`UPSAMPLING`): ``transpose``, a transposed
+            convolution (the reference); ``resize``, bilinear up-sampling, reflect padding, a 3x3
+            convolution; ``antialias``, a blurred transposed "convolution" then a 3x3 convolution. Each is followed
+            by norm and ReLU. ``resize`` and ``antialias`` add no checkerboard pattern.
+        guided_radius, guided_eps: with a radius > 0, the output passes through a guided filter guided by the
+            input (:func:`i2i_core.layers.guided_filter`, White-box cartoonization's output filter: radius 1, eps
+            1e-2): flat regions of the photo come out flat, its edges stay sharp. 0: none.
         residual: output ``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))`` (see :func:`residual_output`)
             instead of ``tanh(head(h))``, with :attr:`head` (the last 7x7 convolution) initialised to zero: the
             untrained generator is the identity up to the clamp. :meth:`reset_identity` zeroes the head again;
@@ -110,9 +130,13 @@ class ResnetGenerator(nn.Module):
         antialias: bool = False,
         antialias_up: bool = False,
         residual: bool = False,
+        upsample: str = "transpose",
+        guided_radius: int = 0,
+        guided_eps: float = 1e-2,
     ) -> None:
         super().__init__()
         self.residual = residual
+        upsample = upsampling(upsample, antialias_up)
         bias = conv_bias(norm)
         # As in the reference, the 7x7 convolutions are always reflection-padded; ``padding`` is for the blocks.
         layers: list[nn.Module] = [*_padded_conv(3, ngf, 7, "reflect", bias), norm_layer(norm, ngf), nn.ReLU(True)]
@@ -129,9 +153,13 @@ class ResnetGenerator(nn.Module):
         first_block = len(layers)
         layers += [ResnetBlock(channels, norm, dropout, padding) for _ in range(n_blocks)]
         for _ in range(2):
-            if antialias_up:
+            if upsample == "antialias":
                 conv = nn.Conv2d(channels, channels // 2, 3, padding=1, bias=bias)
                 layers += [Upsample(channels), conv, norm_layer(norm, channels // 2), nn.ReLU(True)]
+            elif upsample == "resize":
+                convs = _padded_conv(channels, channels // 2, 3, "reflect", bias)
+                layers += [nn.Upsample(scale_factor=2, mode="bilinear"), *convs, norm_layer(norm, channels // 2)]
+                layers.append(nn.ReLU(True))
             else:
                 up = ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)
                 layers += [up, norm_layer(norm, channels // 2), nn.ReLU(True)]
@@ -142,6 +170,8 @@ class ResnetGenerator(nn.Module):
         blocks = (first_block, first_block + min(4, n_blocks - 1)) if n_blocks else ()
         #: CUT's default NCE layers: the padded input, both down-sampling convolutions, the first and fifth block
         self.feature_layers = tuple(dict.fromkeys((0, *downs, *blocks)))
+        #: The output's guided filter, guided by the input (``guided_radius`` > 0), or ``None``.
+        self.guided = GuidedFilter(guided_radius, guided_eps) if guided_radius else None
         init_reference_weights(self)  # ends with reset_identity()
 
     @property
@@ -158,6 +188,10 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
+        y = self._translate(x)
+        return y if self.guided is None else self.guided(x, y).clamp(-1, 1)
+
+    def _translate(self, x: torch.Tensor) -> torch.Tensor:
         if not self.residual:
             return self.model(x)
         *layers, _tanh = self.model
@@ -201,12 +235,17 @@ def resnet9(
     antialias: bool = False,
     antialias_up: bool = False,
     residual: bool = False,
+    upsample: str = "transpose",
+    guided_radius: int = 0,
+    guided_eps: float = 1e-2,
 ) -> ResnetGenerator:
     """ResNet generator with 9 residual blocks (CycleGAN's default for 256x256 images).
 
-    With ``antialias`` and ``antialias_up``, CUT's generator; with ``residual``, one that starts as the identity
-    (see :class:`ResnetGenerator`)."""
-    return ResnetGenerator(9, ngf, norm, dropout, padding, antialias, antialias_up, residual)
+    With ``antialias`` and ``antialias_up``, CUT's generator; with ``residual``, one that starts as the identity;
+    with ``upsample="resize"`` or ``"antialias"``, one without checkerboard (see :class:`ResnetGenerator`)."""
+    return ResnetGenerator(
+        9, ngf, norm, dropout, padding, antialias, antialias_up, residual, upsample, guided_radius, guided_eps
+    )
 
 
 def resnet6(
@@ -217,8 +256,14 @@ def resnet6(
     antialias: bool = False,
     antialias_up: bool = False,
     residual: bool = False,
+    upsample: str = "transpose",
+    guided_radius: int = 0,
+    guided_eps: float = 1e-2,
 ) -> ResnetGenerator:
     """ResNet generator with 6 residual blocks (CycleGAN's choice for 128x128 images).
 
-    With ``residual``, one that starts as the identity (see :class:`ResnetGenerator`)."""
-    return ResnetGenerator(6, ngf, norm, dropout, padding, antialias, antialias_up, residual)
+    With ``residual``, one that starts as the identity; with ``upsample="resize"`` or ``"antialias"``, one without
+    checkerboard (see :class:`ResnetGenerator`)."""
+    return ResnetGenerator(
+        6, ngf, norm, dropout, padding, antialias, antialias_up, residual, upsample, guided_radius, guided_eps
+    )

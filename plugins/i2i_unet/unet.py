@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from i2i_resnet.antialias import Upsample
 from torch import nn
 
 from i2i_core.layers import (
     ConvTranspose2d,
+    GuidedFilter,
+    ReflectionPad2d,
     check_images,
     conv_bias,
     init_reference_weights,
@@ -25,6 +28,22 @@ from i2i_core.layers import (
     residual_output,
     zero_head,
 )
+
+#: How each level doubles the resolution: a 4x4 transposed convolution (the reference), bilinear resize
+#: then a 3x3 convolution (resize-convolution, Odena et al. 2016), or CUT's blurred up-sampling then a 3x3
+#: convolution. The last two draw no checkerboard.
+UPSAMPLING = ("transpose", "resize", "antialias")
+
+
+def up_convolution(upsample: str, in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+    """A level's up-sampling convolution: (B, in, H, W) -> (B, out, 2H, 2W). ``resize`` and ``antialias`` are a
+    ``Sequential`` whose last module is the convolution."""
+    if upsample == "transpose":
+        return ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+    if upsample not in UPSAMPLING:
+        raise ValueError(f"unknown upsample '{upsample}'; choose one of {', '.join(UPSAMPLING)}")
+    up = Upsample(in_channels) if upsample == "antialias" else nn.Upsample(scale_factor=2, mode="bilinear")
+    return nn.Sequential(up, ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3, bias=bias))
 
 
 class UnetSkipBlock(nn.Module):
@@ -42,6 +61,7 @@ class UnetSkipBlock(nn.Module):
         outermost: bool = False,
         norm: str = "instance",
         dropout: bool = False,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
         self.outermost, self.innermost, self.inner = outermost, submodule is None, inner
@@ -50,7 +70,7 @@ class UnetSkipBlock(nn.Module):
         up_in = inner if submodule is None else inner * 2
         down_conv = nn.Conv2d(in_channels, inner, 4, stride=2, padding=1, bias=bias)
         if outermost:
-            up_conv = ConvTranspose2d(up_in, outer, 4, stride=2, padding=1)
+            up_conv = up_convolution(upsample, up_in, outer, bias=True)
             layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
         else:
             # In place, as in the reference: the activation rewrites the block input, so the skip carries
@@ -58,7 +78,7 @@ class UnetSkipBlock(nn.Module):
             down = [nn.LeakyReLU(0.2, True), down_conv]
             if submodule is not None:
                 down += [norm_layer(norm, inner), submodule]
-            up_conv = ConvTranspose2d(up_in, outer, 4, stride=2, padding=1, bias=bias)
+            up_conv = up_convolution(upsample, up_in, outer, bias)
             layers = [*down, nn.ReLU(True), up_conv, norm_layer(norm, outer)]
             if dropout:
                 layers.append(nn.Dropout(0.5))
@@ -85,8 +105,13 @@ class UnetGenerator(nn.Module):
         ngf: filters of the outermost level; levels have ngf, 2ngf, 4ngf, then 8ngf.
         norm: ``instance``, ``batch`` or ``none``.
         dropout: dropout 0.5 in the 8ngf levels below the innermost.
+        upsample: how each level doubles the resolution (see :data:`UPSAMPLING`): ``transpose`` (the reference),
+            ``resize`` or ``antialias``; the last two add no checkerboard pattern.
+        guided_radius, guided_eps: with a radius > 0, the output passes through a guided filter guided by the
+            input (:func:`i2i_core.layers.guided_filter`, White-box cartoonization's output filter: radius 1, eps
+            1e-2): flat regions of the photo come out flat, its edges stay sharp. 0: none.
         residual: output ``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))`` (see :func:`residual_output`)
-            instead of ``tanh(head(h))``, with :attr:`head` (the outermost transposed convolution) initialised to
+            instead of ``tanh(head(h))``, with :attr:`head` (the outermost up-sampling convolution) initialised to
             zero: the untrained generator is the identity up to the clamp. :meth:`reset_identity` zeroes the head
             again; initialisers call it (:func:`i2i_core.layers.restore_identity_init`).
 
@@ -105,26 +130,38 @@ class UnetGenerator(nn.Module):
     feature_layers = (0, 1, 2, 3, 4)
 
     def __init__(
-        self, num_downs: int = 8, ngf: int = 64, norm: str = "instance", dropout: bool = False, residual: bool = False
+        self,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "instance",
+        dropout: bool = False,
+        residual: bool = False,
+        upsample: str = "transpose",
+        guided_radius: int = 0,
+        guided_eps: float = 1e-2,
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5, got {num_downs}")
         self.size_multiple = 2**num_downs
         self.residual = residual
-        block = UnetSkipBlock(ngf * 8, ngf * 8, norm=norm)
+        level = {"norm": norm, "upsample": upsample}
+        block = UnetSkipBlock(ngf * 8, ngf * 8, **level)
         for _ in range(num_downs - 5):
-            block = UnetSkipBlock(ngf * 8, ngf * 8, block, norm=norm, dropout=dropout)
-        block = UnetSkipBlock(ngf * 4, ngf * 8, block, norm=norm)
-        block = UnetSkipBlock(ngf * 2, ngf * 4, block, norm=norm)
-        block = UnetSkipBlock(ngf, ngf * 2, block, norm=norm)
-        self.model = UnetSkipBlock(3, ngf, block, in_channels=3, outermost=True, norm=norm)
+            block = UnetSkipBlock(ngf * 8, ngf * 8, block, dropout=dropout, **level)
+        block = UnetSkipBlock(ngf * 4, ngf * 8, block, **level)
+        block = UnetSkipBlock(ngf * 2, ngf * 4, block, **level)
+        block = UnetSkipBlock(ngf, ngf * 2, block, **level)
+        self.model = UnetSkipBlock(3, ngf, block, in_channels=3, outermost=True, **level)
+        #: The output's guided filter, guided by the input (``guided_radius`` > 0), or ``None``.
+        self.guided = GuidedFilter(guided_radius, guided_eps) if guided_radius else None
         init_reference_weights(self)  # ends with reset_identity()
 
     @property
-    def head(self) -> nn.ConvTranspose2d:
-        """The output convolution (the outermost level's transposed convolution, to 3 channels), before the tanh."""
-        return self.model.model[-2]
+    def head(self) -> nn.Module:
+        """The output convolution (the outermost level's up-sampling convolution, to 3 channels), before the tanh."""
+        up = self.model.model[-2]
+        return up[-1] if isinstance(up, nn.Sequential) else up
 
     @torch.no_grad()
     def reset_identity(self) -> None:
@@ -135,6 +172,10 @@ class UnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
+        y = self._translate(x)
+        return y if self.guided is None else self.guided(x, y).clamp(-1, 1)
+
+    def _translate(self, x: torch.Tensor) -> torch.Tensor:
         if not self.residual:
             return self.model(x)
         *layers, _tanh = self.model.model  # the outermost level has no skip: down, inner levels, ReLU, head, tanh
@@ -176,15 +217,33 @@ class UnetGenerator(nn.Module):
         return [found[i] for i in layers]
 
 
-def unet128(ngf: int = 64, norm: str = "instance", dropout: bool = False, residual: bool = False) -> UnetGenerator:
+def unet128(
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+    residual: bool = False,
+    upsample: str = "transpose",
+    guided_radius: int = 0,
+    guided_eps: float = 1e-2,
+) -> UnetGenerator:
     """U-Net generator with 7 down-samplings (inputs a multiple of 128).
 
-    With ``residual``, one that starts as the identity (see :class:`UnetGenerator`)."""
-    return UnetGenerator(7, ngf=ngf, norm=norm, dropout=dropout, residual=residual)
+    With ``residual``, one that starts as the identity; with ``upsample="resize"`` or ``"antialias"``, one without
+    checkerboard (see :class:`UnetGenerator`)."""
+    return UnetGenerator(7, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps)
 
 
-def unet256(ngf: int = 64, norm: str = "instance", dropout: bool = False, residual: bool = False) -> UnetGenerator:
+def unet256(
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+    residual: bool = False,
+    upsample: str = "transpose",
+    guided_radius: int = 0,
+    guided_eps: float = 1e-2,
+) -> UnetGenerator:
     """U-Net generator with 8 down-samplings (inputs a multiple of 256).
 
-    With ``residual``, one that starts as the identity (see :class:`UnetGenerator`)."""
-    return UnetGenerator(8, ngf=ngf, norm=norm, dropout=dropout, residual=residual)
+    With ``residual``, one that starts as the identity; with ``upsample="resize"`` or ``"antialias"``, one without
+    checkerboard (see :class:`UnetGenerator`)."""
+    return UnetGenerator(8, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps)
