@@ -32,6 +32,9 @@ EXPECTED = {
     "lab": (("output", "target"), False, False),
     "kid": (("output", "target"), False, False),
     "fid": (("output", "target"), False, False),
+    "palette": (("output", "target"), False, False),
+    "flat": (("output", "target"), False, True),
+    "checker": (("output", "source"), True, False),
 }
 
 
