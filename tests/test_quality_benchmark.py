@@ -424,8 +424,8 @@ def test_training_and_eval_command_lines():
 
 def test_step_budget_and_inception_weights():
     metrics = run_mod.metrics_for("/w/inception.pth")
-    assert metrics == ["psnr", "ssim", "content", "swd", "lab", "kid", "fid"]
-    assert run_mod.metrics_for(None) == ["psnr", "ssim", "content", "swd", "lab"]
+    assert metrics == ["psnr", "ssim", "content", "swd", "lab", "palette", "flat", "checker", "kid", "fid"]
+    assert run_mod.metrics_for(None) == ["psnr", "ssim", "content", "swd", "lab", "palette", "flat", "checker"]
     assert run_mod.metrics_for(None, ["psnr", "kid"]) == ["psnr"]
     lines = run_mod.commands(
         "a.toml", "/o/a", "/d", steps=40, eval_every=8, metrics=metrics, inception_weights="/w/inception.pth"
@@ -433,7 +433,7 @@ def test_step_budget_and_inception_weights():
     sets = [lines["train"][i + 1] for i, arg in enumerate(lines["train"]) if arg == "--set"]
     assert "train.steps=40" in sets and "train.minutes=0" in sets
     assert not any(s.startswith("train.minutes=") and s != "train.minutes=0" for s in sets)
-    assert 'eval.metrics=["psnr", "ssim", "content", "swd", "lab", "kid", "fid"]' in sets
+    assert 'eval.metrics=["psnr", "ssim", "content", "swd", "lab", "palette", "flat", "checker", "kid", "fid"]' in sets
     assert lines["eval"][-2:] == ["--inception-weights", "/w/inception.pth"]
     assert lines["train"][:3] == [sys.executable, "-m", "i2i_core"]
     # a path that is not valid TOML by itself still reaches the core as a string

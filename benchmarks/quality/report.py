@@ -24,6 +24,9 @@ HIGHER_IS_BETTER = {
     "content": True,
     "swd": False,
     "lab": False,
+    "palette": False,
+    "flat": True,
+    "checker": False,
     "kid": False,
     "fid": False,
 }

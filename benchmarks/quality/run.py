@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "runs"
 DEFAULT_DATA = HERE / "data"
 #: Metrics that need no weights; kid and fid are added when InceptionV3 weights are given.
-BASE_METRICS = ("psnr", "ssim", "content", "swd", "lab")
+BASE_METRICS = ("psnr", "ssim", "content", "swd", "lab", "palette", "flat", "checker")
 INCEPTION_METRICS = ("kid", "fid")
 INCEPTION_ENV = "I2I_INCEPTION_WEIGHTS"
 DEFAULT_EVAL_EVERY = 100  # steps, with --minutes; with --steps S: S // 5
