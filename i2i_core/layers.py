@@ -213,7 +213,8 @@ def residual_output(x: torch.Tensor, h: torch.Tensor, eps: float = RESIDUAL_EPS)
         tensor([-0.9990,  0.0000,  0.5000,  0.9990])
     """
     dtype = torch.promote_types(torch.promote_types(x.dtype, h.dtype), torch.float32)
-    base = torch.atanh(x.to(dtype).clamp(-1 + eps, 1 - eps))
+    x = x.to(dtype).clamp(-1 + eps, 1 - eps)
+    base = 0.5 * (torch.log1p(x) - torch.log1p(-x))  # atanh, which ONNX exporters lack
     return torch.tanh(base + h.to(dtype)).to(h.dtype)
 
 

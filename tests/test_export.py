@@ -25,6 +25,20 @@ def test_dynamic_export_matches_pytorch_at_several_sizes(generator_file, tmp_pat
     assert abs(session.run(None, {"input": x.numpy()})[0] - expected).max() < 1e-4
 
 
+@pytest.mark.parametrize(
+    "options", [{"residual": True, "upsample": "antialias", "guided_radius": 1}, {"upsample": "resize"}]
+)
+def test_the_cartoon_generators_options_export(options, tmp_path):
+    """A generator that starts as the identity, up-samples without checkerboard and filters its output exports and
+    computes what PyTorch computes."""
+    torch.manual_seed(0)
+    net = i2i_core.create("generator", "resnet6", ngf=8, **options)
+    torch.nn.init.normal_(net.head.weight, std=0.02)  # not the identity any more
+    path = i2i_core.save_component(tmp_path / "G.safetensors", net, "generator", "resnet6", {"ngf": 8, **options})
+    result = export_onnx(path, tmp_path / "g.onnx", dynamic_size=True, size=64)
+    assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4
+
+
 def test_fixed_size_export_and_bad_size(generator_file, tmp_path):
     session_path = export_onnx(generator_file, tmp_path / "g.onnx", size=32).path
     shape = onnxruntime.InferenceSession(str(session_path)).get_inputs()[0].shape
