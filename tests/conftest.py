@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,24 @@ def generator_file(tmp_path_factory) -> Path:
     net = i2i_core.create("generator", "resnet6", ngf=8)
     path = tmp_path_factory.mktemp("generator") / "G.safetensors"
     return i2i_core.save_component(path, net, "generator", "resnet6", {"ngf": 8})
+
+
+def train_interrupted(recipe, monkeypatch, method: type, at: int):
+    """Train ``recipe``, a SIGINT raised in the ``at``-th call of ``method.train_step``: the run stops after that
+    step, as Ctrl-C stops it. Returns its :class:`TrainResult`."""
+    real_step, calls = method.train_step, []
+
+    def step(self, batch):
+        calls.append(1)
+        if len(calls) == at:
+            signal.raise_signal(signal.SIGINT)
+        return real_step(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(method, "train_step", step)
+        return i2i_core.train(recipe, show_progress=False)
+
+
+def checkpoint_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Every network's tensors of a training checkpoint, keyed ``<file>.<key>``."""
+    return {f.stem + "." + k: v for f in sorted(checkpoint.glob("*.safetensors")) for k, v in load_file(f).items()}

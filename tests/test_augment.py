@@ -7,15 +7,14 @@ from __future__ import annotations
 import doctest
 import json
 import math
-import signal
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import checkpoint_tensors, train_interrupted
 from i2i_cut import CUT
 from i2i_cut.method import LOSS_NAMES as CUT_LOSS_NAMES
 from i2i_cyclegan import LOSS_NAMES, CycleGAN
-from safetensors.torch import load_file
 
 import i2i_core
 import i2i_core.augment as augment_module
@@ -511,27 +510,15 @@ def test_an_interrupted_augmented_run_resumes_exactly(i2i_tiny_recipe, monkeypat
         "augment.ada_steps": 4,
     }
     straight = i2i_core.train(i2i_tiny_recipe(overrides=overrides), show_progress=False)
-    real_step, calls = CycleGAN.train_step, []
-
-    def step(self, batch):
-        calls.append(1)
-        if len(calls) == 3:  # the first step of the second interval
-            signal.raise_signal(signal.SIGINT)
-        return real_step(self, batch)
-
     interrupted = i2i_tiny_recipe(overrides=overrides)
-    with monkeypatch.context() as patch:
-        patch.setattr(CycleGAN, "train_step", step)
-        assert i2i_core.train(interrupted, show_progress=False).steps == 3
+    # stopped in the first step of the second interval
+    assert train_interrupted(interrupted, monkeypatch, CycleGAN, at=3).steps == 3
     resumed = i2i_core.train(interrupted, show_progress=False)
     assert resumed.steps == 4
     for run in (straight, resumed):
         logged = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
         assert [line["aug_p"] for line in logged if "aug_p" in line] == [0.0, 0.0, 0.5, 0.5]
-    a, b = (
-        {f.name + k: v for f in sorted(run.checkpoint.glob("*.safetensors")) for k, v in load_file(f).items()}
-        for run in (straight, resumed)
-    )
+    a, b = (checkpoint_tensors(run.checkpoint) for run in (straight, resumed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     states = [json.loads((run.checkpoint / "state.json").read_text())["augment"] for run in (straight, resumed)]
     assert states[0] == states[1] and states[0]["p"] == 1.0

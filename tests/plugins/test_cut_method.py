@@ -7,13 +7,13 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_interrupted
 from i2i_cut import CUT, FastCUT
 from i2i_cut.method import LOSS_NAMES
 from safetensors.torch import load_file
@@ -272,18 +272,8 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
 def test_engine_run_is_interrupted_and_resumes_exactly(i2i_tiny_recipe, monkeypatch, tmp_path):
     overrides = {"method": "fastcut", "train.steps": 4, "output.checkpoint_every": 0}
     straight = i2i_core.train(i2i_tiny_recipe(overrides=overrides), show_progress=False)
-    real_step, calls = FastCUT.train_step, []
-
-    def step(self, batch):
-        calls.append(1)
-        if len(calls) == 2:
-            signal.raise_signal(signal.SIGINT)
-        return real_step(self, batch)
-
     interrupted = i2i_tiny_recipe(overrides=overrides)
-    with monkeypatch.context() as patch:
-        patch.setattr(FastCUT, "train_step", step)
-        first = i2i_core.train(interrupted, show_progress=False)
+    first = train_interrupted(interrupted, monkeypatch, FastCUT, at=2)
     assert first.interrupted and first.steps == 2
     resumed = i2i_core.train(interrupted, show_progress=False)
     assert resumed.steps == 4
