@@ -464,7 +464,8 @@ def test_dry_run_prints_the_command_lines(capsys):
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 4
     assert "train.steps=20" in printed[0] and "output.eval_every=4" in printed[0]
-    assert printed[1].endswith("--json --metric psnr --metric ssim --metric content --metric swd --metric lab")
+    metrics = "--metric psnr --metric ssim --metric content --metric swd --metric lab --metric palette --metric flat"
+    assert printed[1].endswith(f"--json {metrics} --metric checker")
     assert "/o/b" in printed[2]
 
 

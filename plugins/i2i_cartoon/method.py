@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from i2i_cartoon.representations import (
     draw_gray_weights,
     edge_smoothed,
+    quantize_colours,
     random_gray,
     superpixel_flatten,
     surface,
@@ -58,6 +59,7 @@ class Cartoon(Method):
             "edge_threshold": 0.2,
             "segments": 200,
             "compactness": 40.0,
+            "colours": 0,
             "warmup_steps": 0,
         },
     }
@@ -98,6 +100,8 @@ class Cartoon(Method):
             fail("cartoon.surface_radius", "must be >= 1, with cartoon.surface_eps > 0")
         if options["segments"] < 2 or options["compactness"] <= 0:
             fail("cartoon.segments", "must be >= 2, with cartoon.compactness > 0")
+        if options["colours"] == 1 or options["colours"] < 0:
+            fail("cartoon.colours", f"must be 0 (all the superpixels' colours) or >= 2, got {options['colours']}")
 
     def reseed(self, seed: int, rank: int, step: int) -> None:
         self.draws.manual_seed(rank_seed(seed * 2 + 1, rank, step, stream=2))
@@ -106,7 +110,9 @@ class Cartoon(Method):
         return surface(images, self.options["surface_radius"], self.options["surface_eps"])
 
     def _structure(self, images: torch.Tensor) -> torch.Tensor:
-        return superpixel_flatten(images.detach().float(), self.options["segments"], self.options["compactness"])
+        """The structure target: superpixels in their mean colours, on ``cartoon.colours`` colours when > 0."""
+        flat = superpixel_flatten(images.detach().float(), self.options["segments"], self.options["compactness"])
+        return quantize_colours(flat, self.options["colours"]) if self.options["colours"] else flat
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """A warm-up step (``warmup``: L1 of the generator's output to its input) for the first

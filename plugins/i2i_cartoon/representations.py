@@ -4,7 +4,8 @@ Yu, CVPR 2020) and CartoonGAN / AnimeGAN, without pretrained networks. Images ar
 - :func:`surface`: an edge-preserving self-smoothing (guided filter): the flat shading a cartoon has, texture gone.
 - :func:`random_gray`: a grayscale with random channel weights: strokes and outlines, colour set aside.
 - :func:`edge_smoothed`: cartoons whose outlines are blurred: what a cartoon is not (shown as fakes).
-- :func:`superpixel_flatten`: each superpixel painted in its mean colour: a flat-colour target.
+- :func:`superpixel_flatten`: each superpixel painted in its mean colour: a flat-colour target;
+  :func:`quantize_colours` then keeps a small palette.
 """
 
 from __future__ import annotations
@@ -94,35 +95,48 @@ def _grid(segments: int, height: int, width: int) -> tuple[int, int]:
     return rows, max(1, round(segments / rows))
 
 
-@torch.no_grad()
-def superpixel_labels(images: torch.Tensor, segments: int = 200, compactness: float = 40.0, iterations: int = 5):
-    """Superpixel labels of ``images``: k-means over colour and position from a regular grid of about
-    ``segments`` centres (SLIC, each pixel compared with every centre). ``compactness`` weighs position against
-    colour (colour on a 0-255 scale, position in grid steps, as SLIC's ``m``). (B, 3, H, W) -> (B, H * W) long."""
+def _features(images: torch.Tensor, step: float, compactness: float, scale: int = 1) -> torch.Tensor:
+    """SLIC's features of every pixel of ``images``: colour (0-255 scale) over ``compactness``, and position in grid
+    steps of ``step`` full-size pixels, for pixels ``scale`` full-size pixels wide: (B, H * W, 5)."""
     b, _, h, w = images.shape
-    rows, cols = _grid(segments, h, w)
-    step = max(h / rows, w / cols)
-    ys = torch.arange(h, device=images.device, dtype=torch.float32)
-    xs = torch.arange(w, device=images.device, dtype=torch.float32)
+    ys = (torch.arange(h, device=images.device, dtype=torch.float32) + 0.5) * scale
+    xs = (torch.arange(w, device=images.device, dtype=torch.float32) + 0.5) * scale
     position = torch.stack(torch.meshgrid(ys, xs, indexing="ij")).flatten(1).t() / step  # (N, 2)
     colour = images.float().flatten(2).transpose(1, 2) * 127.5 / compactness  # (B, N, 3)
-    features = torch.cat([colour, position.expand(b, -1, -1)], 2)  # (B, N, 5)
-    centre_y = ((torch.arange(rows, device=images.device) + 0.5) * h / rows).long()
-    centre_x = ((torch.arange(cols, device=images.device) + 0.5) * w / cols).long()
-    centres = features[:, (centre_y[:, None] * w + centre_x[None, :]).flatten()]  # (B, K, 5)
+    return torch.cat([colour, position.expand(b, -1, -1)], 2)
+
+
+@torch.no_grad()
+def superpixel_labels(
+    images: torch.Tensor, segments: int = 200, compactness: float = 40.0, iterations: int = 5, scale: int = 2
+) -> torch.Tensor:
+    """Superpixel labels of ``images``: k-means over colour and position (SLIC's features; ``compactness`` weighs
+    position against colour, colour on a 0-255 scale, position in grid steps, as SLIC's ``m``) from a regular
+    grid of about ``segments`` centres, each pixel compared with every centre. The centres are found at
+    1/``scale`` of the size, for speed; every full-size pixel then takes the nearest. (B, 3, H, W) ->
+    (B, H * W) long."""
+    _, _, h, w = images.shape
+    rows, cols = _grid(segments, h, w)
+    step = max(h / rows, w / cols)
+    small = F.avg_pool2d(images.float(), scale) if scale > 1 else images.float()
+    features = _features(small, step, compactness, scale)
+    sh, sw = small.shape[-2:]
+    centre_y = ((torch.arange(rows, device=images.device) + 0.5) * sh / rows).long()
+    centre_x = ((torch.arange(cols, device=images.device) + 0.5) * sw / cols).long()
+    centres = features[:, (centre_y[:, None] * sw + centre_x[None, :]).flatten()]  # (B, K, 5)
     for _ in range(iterations):
         one_hot = F.one_hot(torch.cdist(features, centres).argmin(2), centres.shape[1]).float()  # (B, N, K)
         counts = one_hot.sum(1)[..., None]
         centres = torch.where(counts > 0, (one_hot.transpose(1, 2) @ features) / counts.clamp(min=1), centres)
-    return torch.cdist(features, centres).argmin(2)
+    return torch.cdist(_features(images, step, compactness), centres).argmin(2)
 
 
 @torch.no_grad()
 def superpixel_flatten(
     images: torch.Tensor, segments: int = 200, compactness: float = 40.0, iterations: int = 5, scale: int = 2
 ) -> torch.Tensor:
-    """The structure representation: each superpixel of ``images`` (:func:`superpixel_labels`, found at 1/``scale``
-    of the size, for speed) painted in its mean colour at full size. No gradient: a stop-gradient target.
+    """The structure representation: each superpixel of ``images`` (:func:`superpixel_labels`) painted in its mean
+    colour. No gradient: a stop-gradient target.
 
     Returns:
         (B, 3, H, W), flat within each superpixel.
@@ -133,14 +147,36 @@ def superpixel_flatten(
         True
     """
     check_images(images, "superpixel_flatten images")
-    b, _, h, w = images.shape
-    small = F.avg_pool2d(images, scale) if scale > 1 else images
-    labels = superpixel_labels(small, segments, compactness, iterations).view(b, 1, *small.shape[-2:])
-    labels = F.interpolate(labels.float(), size=(h, w), mode="nearest").long().flatten(1)
+    labels = superpixel_labels(images, segments, compactness, iterations, scale)
     one_hot = F.one_hot(labels, int(labels.max()) + 1).to(images.dtype)  # (B, N, K)
     pixels = images.flatten(2).transpose(1, 2)  # (B, N, 3)
     means = (one_hot.transpose(1, 2) @ pixels) / one_hot.sum(1)[..., None].clamp(min=1)
     return (one_hot @ means).transpose(1, 2).reshape(images.shape)
+
+
+@torch.no_grad()
+def quantize_colours(images: torch.Tensor, colours: int = 16, iterations: int = 8) -> torch.Tensor:
+    """Each pixel of ``images`` replaced by the nearest of ``colours`` colours, found per image by k-means over its
+    pixels (RGB), started from the pixels at evenly spaced quantiles of brightness: a cartoon's small palette.
+    (B, 3, H, W) -> same, at most ``colours`` distinct colours per image.
+
+    Example:
+        >>> x = torch.linspace(-1, 1, 64).view(1, 1, 8, 8).expand(1, 3, 8, 8)
+        >>> len(quantize_colours(x, 4)[0, 0].unique())
+        4
+    """
+    check_images(images, "quantize_colours images")
+    pixels = images.float().flatten(2).transpose(1, 2)  # (B, N, 3)
+    order = pixels.sum(2).argsort(1)
+    picks = ((torch.arange(colours, device=images.device) + 0.5) * pixels.shape[1] / colours).long()
+    centres = torch.gather(pixels, 1, order[:, picks, None].expand(-1, -1, 3))  # (B, K, 3)
+    for _ in range(iterations):
+        one_hot = F.one_hot(torch.cdist(pixels, centres).argmin(2), colours).float()
+        counts = one_hot.sum(1)[..., None]
+        centres = torch.where(counts > 0, (one_hot.transpose(1, 2) @ pixels) / counts.clamp(min=1), centres)
+    nearest = torch.cdist(pixels, centres).argmin(2)
+    chosen = torch.gather(centres, 1, nearest[..., None].expand(-1, -1, 3))
+    return chosen.transpose(1, 2).reshape(images.shape).to(images.dtype)
 
 
 def lowpass(images: torch.Tensor, factor: int = 4) -> torch.Tensor:

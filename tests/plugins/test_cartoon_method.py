@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from i2i_cartoon import Cartoon, edge_mask, edge_smoothed, random_gray, superpixel_flatten, surface
+from conftest import checkpoint_tensors, train_interrupted
+from i2i_cartoon import (
+    Cartoon,
+    edge_mask,
+    edge_smoothed,
+    quantize_colours,
+    random_gray,
+    superpixel_flatten,
+    surface,
+)
 from i2i_cartoon.method import LOSS_NAMES
 from PIL import Image
-from safetensors.torch import load_file
 from torchvision.transforms.functional import pil_to_tensor
 
 import i2i_core
@@ -89,6 +96,15 @@ def test_superpixels_paint_each_region_its_mean_colour():
     assert len(torch.unique(real.flatten(2), dim=2)[0].T) <= 50
 
 
+def test_colour_quantisation_keeps_a_small_palette_and_leaves_one_alone():
+    x = photo(64)
+    quantized = quantize_colours(x, 8)
+    assert len(torch.unique(quantized.flatten(2), dim=2)[0].T) <= 8
+    assert (quantized - x).abs().mean() < 0.15  # the nearest of 8 colours fitted to this photo
+    four = quantize_colours(x, 4)
+    torch.testing.assert_close(quantize_colours(four, 4), four)  # already on 4 colours: unchanged
+
+
 # -- the method -----------------------------------------------------------------------------------------------
 
 
@@ -149,6 +165,7 @@ def test_bad_values_are_refused_by_key():
         ("cartoon.surface_weight", -1.0, "cartoon.surface_weight must be >= 0"),
         ("cartoon.segments", 1, "cartoon.segments must be >= 2"),
         ("loss.structure.weight", -0.5, "loss.structure.weight must be >= 0"),
+        ("cartoon.colours", 1, "cartoon.colours must be 0 .* or >= 2, got 1"),
     ):
         values = json.loads(json.dumps(SMALL))
         section, name = key.rsplit(".", 1)
@@ -169,23 +186,12 @@ def test_the_engine_trains_resumes_exactly_evaluates_and_translates(i2i_tiny_rec
         "model.generator.guided_radius": 1,
     }
     straight = i2i_core.train(i2i_tiny_recipe(overrides=overrides), show_progress=False)
-    real_step, calls = Cartoon.train_step, []
-
-    def step(self, batch):
-        calls.append(1)
-        if len(calls) == 2:
-            signal.raise_signal(signal.SIGINT)
-        return real_step(self, batch)
-
     interrupted = i2i_tiny_recipe(overrides=overrides)
-    with monkeypatch.context() as patch:
-        patch.setattr(Cartoon, "train_step", step)
-        assert i2i_core.train(interrupted, show_progress=False).steps == 2
+    assert train_interrupted(interrupted, monkeypatch, Cartoon, at=2).steps == 2
     resumed = i2i_core.train(interrupted, show_progress=False)
     assert resumed.steps == 4
-    for name in ("G", "D_surface", "D_texture"):
-        a, b = (load_file(run.checkpoint / f"{name}.safetensors") for run in (straight, resumed))
-        assert all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = checkpoint_tensors(straight.checkpoint), checkpoint_tensors(resumed.checkpoint)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     state = json.loads((resumed.checkpoint / "state.json").read_text())
     assert state["method"] == "cartoon" and state["exports"] == {"AtoB": "G"}
     translator = i2i_core.load_translator(resumed.run_dir)
