@@ -73,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "split": "test",
         "direction": "AtoB",
         "size": 0,
-        "metrics": ["swd", "lab", "psnr", "ssim", "content"],
+        "metrics": ["swd", "lab", "psnr", "ssim", "content", "palette", "flat", "checker"],
         "best": "",
     },
     "report": {"reporters": []},
