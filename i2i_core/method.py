@@ -129,6 +129,7 @@ class Method(abc.ABC):
         self.augment = augment if augment.enabled else None
         self.optimizers = {}
         self._step_p: float | None = None
+        self._optimized: dict[int, list[str]] = {}  # id of an optimiser -> the networks it steps
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, device: torch.device, layout: Layout) -> Method:
@@ -274,9 +275,13 @@ class Method(abc.ABC):
             self.scaler.step(self.optimizers[name])
 
     def _optimized_by(self, optimizer: str) -> list[str]:
-        """The networks whose parameters optimiser ``optimizer`` steps."""
-        owned = {id(p) for group in self.optimizers[optimizer].param_groups for p in group["params"]}
-        return [net for net, module in self.networks.items() if any(id(p) in owned for p in module.parameters())]
+        """The networks whose parameters optimiser ``optimizer`` steps (found once per optimiser)."""
+        key = id(self.optimizers[optimizer])
+        if key not in self._optimized:
+            owned = {id(p) for group in self.optimizers[optimizer].param_groups for p in group["params"]}
+            nets = self.networks.items()
+            self._optimized[key] = [net for net, module in nets if any(id(p) in owned for p in module.parameters())]
+        return self._optimized[key]
 
     def update(self, loss: torch.Tensor, *optimizers: str) -> None:
         """One optimiser step of ``optimizers`` on ``loss``: zero, backward, step."""

@@ -23,7 +23,7 @@ from i2i_core.augment import AUGMENT_DEFAULTS
 from i2i_core.errors import I2IError
 from i2i_core.host.registry import DEFAULT_METHOD, create, get_component
 from i2i_core.recipe_checks import validate
-from i2i_core.tables import find_nested, merge, nested, set_nested
+from i2i_core.tables import find_nested, keys_of, merge, nested, set_nested
 
 if TYPE_CHECKING:
     from i2i_core.method import Method
@@ -127,9 +127,9 @@ def schema_of(values: Mapping[str, Any], source: str = "recipe") -> Schema:
         defaults=merge(DEFAULTS, method.recipe_defaults),
         component_tables={
             **COMPONENT_TABLES,
-            **{tuple(table.split(".")): (kind, "name") for table, kind in method.component_kinds().items()},
+            **{keys_of(table): (kind, "name") for table, kind in method.component_kinds().items()},
         },
-        loss_roles={tuple(table.split(".")): role for table, role in method.loss_roles.items()},
+        loss_roles={keys_of(table): role for table, role in method.loss_roles.items()},
     )
 
 
