@@ -7,6 +7,7 @@ configuration runs in a fresh process (``python -m i2i_core.bench``) so that its
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import subprocess
@@ -74,17 +75,29 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 def bench_recipe(
-    path: str | Path | None, size: int, precision: str, device: str = "auto", method: str | None = None
+    path: str | Path | None,
+    size: int,
+    precision: str,
+    device: str = "auto",
+    method: str | None = None,
+    *,
+    batch: int = 1,
+    graphs: bool = False,
+    memory_format: str = "auto",
 ) -> Recipe:
-    """``path``'s recipe (the built-in defaults, the paper's networks, when None) at ``size`` and ``precision``,
-    trained by ``method`` when given (as ``--set method=...``: the keys only the recipe's method reads are
-    dropped, the others keep the recipe's values; its ``notes`` say which)."""
+    """``path``'s recipe (the built-in defaults, the paper's networks, when None) at ``size``, ``precision``,
+    ``batch`` and ``memory_format``, its steps replayed from CUDA graphs with ``graphs``, trained by ``method``
+    when given (as ``--set method=...``: the keys only the recipe's method reads are dropped, the others keep
+    the recipe's values; its ``notes`` say which)."""
     overrides: dict[str, Any] = {"method": method} if method else {}
     overrides.update(
         {
             "data.crop_size": size,
             "data.load_size": size + size // 8,
             "train.precision": precision,
+            "train.memory_format": memory_format,
+            "train.batch_size": batch,
+            "train.cuda_graphs": "on" if graphs else "off",
             "train.device": device,
         }
     )
@@ -100,50 +113,85 @@ def bench_recipe(
     return load_recipe(path, overrides)
 
 
+#: Warm-up steps before timing: the first (FLOPs counted) and, with CUDA graphs, until the step is replayed
+#: (CycleGAN's image pools fill first), at most this many.
+MAX_WARMUP_STEPS = 200
+
+
 def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
-    """Seconds per training step on random images (one warm-up step, then the mean of ``steps``), FLOPs per
-    step, and this process's peak RSS."""
+    """Seconds per training step (:meth:`~i2i_core.method.Method.run_step`, as the engine runs it) on random
+    images: the median of three runs of ``steps`` steps after the warm-up (one step, or with CUDA graphs the
+    steps until the graph is replayed); FLOPs per step, peak RSS and, on CUDA, peak device memory."""
     device = resolve_device(recipe["train.device"])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     layout = compute_layout(recipe, device)
     trainer = build_trainer(recipe, device, layout)
     size, batch = recipe["data.crop_size"], recipe["train.batch_size"]
     a, b = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(2))
-    flops = count_flops(lambda: trainer.train_step({"A": a, "B": b}))  # also the warm-up step
-    synchronize(trainer.device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step({"A": a, "B": b})
-    synchronize(trainer.device)
-    seconds = (time.perf_counter() - start) / steps
+    flops = count_flops(lambda: trainer.run_step({"A": a, "B": b}))  # also the first warm-up step
+    for _ in range(MAX_WARMUP_STEPS):
+        if trainer.step_graphs is None or trainer.step_graphs.graphs:
+            break
+        trainer.run_step({"A": a, "B": b})
+    runs = []
+    for _ in range(3):
+        synchronize(trainer.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.run_step({"A": a, "B": b})
+        synchronize(trainer.device)
+        runs.append((time.perf_counter() - start) / steps)
+    seconds = sorted(runs)[1]
+    cuda = trainer.device.type == "cuda"
     return {
         "method": recipe["method"],
         "size": size,
+        "batch": batch,
         "precision": layout.precision,
+        "channels_last": layout.channels_last,
+        "graphs": trainer.graphs,
         "device": str(trainer.device),
         "s_per_step": seconds,
         "tflop_per_step": flops / 1e12,
         "tflops": flops / seconds / 1e12,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_device_mb": torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else None,
     }
 
 
-def generator_images_per_second(recipe: Recipe, seconds: float = 2.0) -> float:
-    """Generator forward throughput at the recipe's crop size, batch 1, in eval mode."""
+def generator_images_per_second(recipe: Recipe, seconds: float = 2.0, batch: int = 1) -> float:
+    """Generator forward throughput at the recipe's crop size, ``batch`` images a pass, in eval mode."""
     device = resolve_device(recipe["train.device"])
     precision = resolve_precision(recipe["train.precision"], device)
     net = create("generator", recipe["model.generator.name"], **recipe.component_options("model", "generator"))
     compute = ComputeCopy.for_precision(net.to(device).eval(), precision)
     size = recipe["data.crop_size"]
-    x = compute.prepare(torch.rand(1, 3, size, size, device=device) * 2 - 1)
+    x = compute.prepare(torch.rand(batch, 3, size, size, device=device) * 2 - 1)
     with torch.no_grad():
         compute.module(x)
         synchronize(device)
         start, count = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
             compute.module(x)
-            count += 1
+            count += batch
         synchronize(device)
     return count / (time.perf_counter() - start)
+
+
+def photo_seconds(recipe: Recipe, width: int = 3840, height: int = 2160) -> float:
+    """Seconds to translate one photo of ``width`` x ``height`` with the recipe's generator (random weights) as
+    ``i2i translate`` does (:class:`~i2i_core.infer.translate.Translator`: tiled when the memory budget asks),
+    from host memory to host memory; the best of three after a warm-up."""
+    from i2i_core.infer.translate import Translator
+
+    device = resolve_device(recipe["train.device"])
+    precision = resolve_precision(recipe["train.precision"], device)
+    net = create("generator", recipe["model.generator.name"], **recipe.component_options("model", "generator"))
+    translator = Translator(net.to(device).eval(), device, precision)
+    photo = torch.rand(3, height, width) * 2 - 1
+    with torch.no_grad():
+        return best_seconds(lambda: translator.translate_tensor(photo), device, repeats=3, number=1)
 
 
 def peak_rss_mb() -> float:
@@ -159,23 +207,56 @@ def machine() -> str:
     return f"{processor()}, CPU class {cpu_class()} ({units}), {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def measure_in_subprocess(
-    recipe_path: str | None, size: int, precision: str, device: str, steps: int, method: str | None = None
+def measure(
+    recipe_path: str | None,
+    size: int,
+    precision: str,
+    device: str,
+    steps: int,
+    method: str | None = None,
+    **options: Any,
 ) -> dict:
-    """:func:`measure_train_step` in a fresh Python process, so its peak RSS is its own."""
-    args = {"recipe": recipe_path, "size": size, "precision": precision, "device": device, "steps": steps}
+    """:func:`measure_train_step` of :func:`bench_recipe`'s recipe (``options``: ``batch``, ``graphs``,
+    ``memory_format``): on a CPU in a fresh process (:func:`measure_in_subprocess`), so that its peak RSS is its
+    own; on CUDA in this one, which the peak device memory does not need, freeing the device's memory after."""
+    if resolve_device(device).type != "cuda":
+        return measure_in_subprocess(recipe_path, size, precision, device, steps, method, **options)
+    recipe = bench_recipe(recipe_path, size, precision, device, method, **options)
+    try:
+        return measure_train_step(recipe, steps)
+    finally:
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def measure_in_subprocess(
+    recipe_path: str | None,
+    size: int,
+    precision: str,
+    device: str,
+    steps: int,
+    method: str | None = None,
+    **options: Any,
+) -> dict:
+    """:func:`measure_train_step` in a fresh Python process, so its peak RSS is its own; ``options`` are
+    :func:`bench_recipe`'s (``batch``, ``graphs``, ``memory_format``)."""
+    args = {"recipe": recipe_path, "size": size, "precision": precision, "device": device, "method": method}
     done = subprocess.run(
-        [sys.executable, "-m", "i2i_core.bench", json.dumps({**args, "method": method})], capture_output=True, text=True
+        [sys.executable, "-m", "i2i_core.bench", json.dumps({"args": args, "options": options, "steps": steps})],
+        capture_output=True,
+        text=True,
     )
     if done.returncode:
-        raise I2IError(f"benchmark of {method or 'the recipe'} at {size}px {precision} failed:\n{done.stderr[-2000:]}")
+        what = f"{method or 'the recipe'} at {size}px {precision} {options}"
+        raise I2IError(f"benchmark of {what} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.splitlines()[-1])
 
 
 def main(argv: list[str]) -> None:
-    args = json.loads(argv[0])
-    recipe = bench_recipe(args["recipe"], args["size"], args["precision"], args["device"], args.get("method"))
-    print(json.dumps(measure_train_step(recipe, args["steps"])))
+    job = json.loads(argv[0])
+    a = job["args"]
+    recipe = bench_recipe(a["recipe"], a["size"], a["precision"], a["device"], a["method"], **job["options"])
+    print(json.dumps(measure_train_step(recipe, job["steps"])))
 
 
 if __name__ == "__main__":

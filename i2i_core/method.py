@@ -21,7 +21,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import itertools
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +31,7 @@ from torch import nn
 
 from i2i_core.augment import DiscriminatorAugment, gan_threshold
 from i2i_core.compute_copy import ComputeCopy
+from i2i_core.cuda_graphs import StepGraphs, choose_graphs
 from i2i_core.errors import I2IError
 from i2i_core.host.registry import create
 from i2i_core.precision import Layout, autocast
@@ -77,7 +79,10 @@ class Method(abc.ABC):
       batch's inputs, the rest come from :meth:`sample_images`.
 
     Optional: ``shown_losses`` (those of the progress bar; default all) and ``discriminator_losses`` (those the
-    engine watches for a discriminator that wins).
+    engine watches for a discriminator that wins); ``graph_safe``, for a :meth:`train_step` that CUDA graphs may
+    capture (see :mod:`i2i_core.cuda_graphs`): when :attr:`graphs` is true it makes its random choices with the
+    default generator of its device, reads no tensor on the host and changes no Python state (its phases aside,
+    :meth:`graph_phase`).
 
     Written by the method: ``__init__(recipe, device, layout)`` calling ``super().__init__`` and setting
     :attr:`optimizers` (see :meth:`adam`); :meth:`train_step`; :meth:`sample_images`; and where it has state
@@ -96,6 +101,7 @@ class Method(abc.ABC):
     sample_columns: ClassVar[tuple[str, ...]] = ()
     shown_losses: ClassVar[tuple[str, ...]] = ()
     discriminator_losses: ClassVar[tuple[str, ...]] = ()
+    graph_safe: ClassVar[bool] = False
 
     #: Every network by name, with its fp32 master weights: what checkpoints save and resume restores.
     networks: dict[str, nn.Module]
@@ -127,6 +133,14 @@ class Method(abc.ABC):
         augment = DiscriminatorAugment.from_recipe(recipe.get("augment"), threshold)
         #: The discriminator inputs' augmentation (the recipe's ``augment`` table), ``None`` when off.
         self.augment = augment if augment.enabled else None
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        #: Whether steps replay CUDA graphs (``train.cuda_graphs``), and the line that says why (or why not).
+        self.graphs, self.graphs_note = choose_graphs(
+            recipe["train.cuda_graphs"], type(self), self.device, layout.precision, self.augment is not None, world_size
+        )
+        #: What replays the steps from CUDA graphs (``None``: eager steps).
+        self.step_graphs = StepGraphs(self) if self.graphs else None
+        self._capturing = False
         self.optimizers = {}
         self._step_p: float | None = None
         self._optimized: dict[int, list[str]] = {}  # id of an optimiser -> the networks it steps
@@ -192,6 +206,24 @@ class Method(abc.ABC):
         """The images of a sample grid for ``batch`` (see :meth:`evaluating`), keyed by :attr:`sample_columns`
         (besides ``real_A``/``real_B``): (N, 3, H, W)."""
 
+    def graph_phase(self) -> Hashable | None:
+        """The phase of the next step, for CUDA graphs: steps of one phase replay one captured graph; ``None`` runs
+        the step eagerly (CycleGAN while its image pools fill). One phase by default."""
+        return "train"
+
+    def run_step(self, batch: Batch) -> dict[str, float]:
+        """The engine's training step: :meth:`train_step`, replayed from a CUDA graph when :attr:`graphs` is on."""
+        return self.step_graphs.step(batch) if self.step_graphs is not None else self.train_step(batch)
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[None]:
+        """Inside, :meth:`train_step` is being captured: :meth:`finish_step` returns the losses as tensors."""
+        self._capturing = True
+        try:
+            yield
+        finally:
+            self._capturing = False
+
     def pretrain_step(self, batch: Batch) -> dict[str, float]:
         """A step of ``train.d_pretrain_steps``: train only the discriminators. Methods without one refuse."""
         raise NotImplementedError(f"method {type(self).__name__} has no discriminator pre-training")
@@ -209,9 +241,12 @@ class Method(abc.ABC):
 
     def adam(self, recipe: Recipe, *networks: str) -> torch.optim.Adam:
         """An Adam optimiser over the parameters of ``networks`` with ``train.lr`` and ``train.betas`` (fused:
-        one kernel for all parameters, 10x faster than the per-parameter loop on a CPU)."""
+        one kernel for all parameters, 10x faster than the per-parameter loop on a CPU). With CUDA graphs it is
+        capturable and its learning rate a device tensor, which :meth:`set_lr` fills."""
         parameters = itertools.chain.from_iterable(self.networks[name].parameters() for name in networks)
-        return torch.optim.Adam(parameters, recipe["train.lr"], tuple(recipe["train.betas"]), fused=True)
+        lr = torch.tensor(recipe["train.lr"], device=self.device) if self.graphs else recipe["train.lr"]
+        betas = tuple(recipe["train.betas"])
+        return torch.optim.Adam(parameters, lr, betas, fused=True, capturable=self.graphs)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` on the method's device, in its compute copies' dtype and memory format."""
@@ -231,8 +266,10 @@ class Method(abc.ABC):
 
     def finish_step(self, losses: Mapping[str, torch.Tensor | float], images: torch.Tensor) -> dict[str, float]:
         """End a step on ``images`` (a batch of it, for the adaptive augmentation's count): update the loss scale;
-        returns ``losses`` as floats, with ``aug_p`` when augmenting."""
+        returns ``losses`` as floats, with ``aug_p`` when augmenting (as tensors while a graph captures it)."""
         self.scaler.update()
+        if self._capturing:
+            return dict(losses)  # type: ignore[arg-type]
         result = {name: float(v.detach() if isinstance(v, torch.Tensor) else v) for name, v in losses.items()}
         if self.augment is not None:
             self.augment.step(len(images))
@@ -326,7 +363,10 @@ class Method(abc.ABC):
         """Set the learning rate of every optimiser (the engine's schedule calls it before each step)."""
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(lr)  # the tensor a captured step reads
+                else:
+                    group["lr"] = lr
 
     def train(self, mode: bool = True) -> None:
         """Put every network in training (or eval) mode."""
@@ -365,6 +405,9 @@ class Method(abc.ABC):
         """Restore what :meth:`state_dict` returned (``tensors`` may hold the engine's keys too)."""
         for name, optimizer in self.optimizers.items():
             load_optimizer_state(f"opt_{name}", optimizer, tensors, state[f"opt_{name}.param_groups"])
+            if self.graphs:
+                for group in optimizer.param_groups:
+                    group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if self.augment is not None and state.get("augment"):  # checkpoints from before augmentation have none
@@ -382,8 +425,15 @@ def optimizer_state(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict
         for index, slots in state["state"].items()
         for name, value in slots.items()
     }
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]]
+    groups = [{k: _json_able(v) for k, v in g.items()} for g in state["param_groups"]]
     return tensors, groups
+
+
+def _json_able(value: Any) -> Any:
+    """A param-group value as JSON holds it: a tuple as a list, a tensor (a CUDA graph's learning rate) as a float."""
+    if isinstance(value, torch.Tensor):
+        return float(value)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def load_optimizer_state(

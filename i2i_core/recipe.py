@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
         "decay": "linear",
         "precision": "auto",
         "memory_format": "auto",
+        "cuda_graphs": "off",  # "auto" once measured on a GPU: see docs/benchmarks.md
         "seed": 0,
         "device": "auto",
         "num_workers": 0,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECAYS = ("linear", "none")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+CUDA_GRAPHS = ("auto", "on", "off")
 
 
 def validate(values: dict[str, Any], schema: Schema, source: str) -> None:
@@ -147,7 +148,13 @@ def _check_values(values: dict[str, Any], schema: Schema, source: str) -> None:
     betas = train["betas"]
     if len(betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
         fail("train.betas", f"must be two numbers in [0, 1), got {betas!r}")
-    for key, choices in (("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS), ("decay", DECAYS)):
+    choosing = (
+        ("precision", PRECISIONS),
+        ("memory_format", MEMORY_FORMATS),
+        ("cuda_graphs", CUDA_GRAPHS),
+        ("decay", DECAYS),
+    )
+    for key, choices in choosing:
         if train[key] not in choices:
             fail(
                 f"train.{key}",

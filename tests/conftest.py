@@ -61,9 +61,9 @@ def generator_file(tmp_path_factory) -> Path:
 
 
 def train_interrupted(recipe, monkeypatch, method: type, at: int):
-    """Train ``recipe``, a SIGINT raised in the ``at``-th call of ``method.train_step``: the run stops after that
-    step, as Ctrl-C stops it. Returns its :class:`TrainResult`."""
-    real_step, calls = method.train_step, []
+    """Train ``recipe``, a SIGINT raised in the ``at``-th call of ``method.run_step`` (the engine's step, eager or
+    replayed): the run stops after that step, as Ctrl-C stops it. Returns its :class:`TrainResult`."""
+    real_step, calls = method.run_step, []
 
     def step(self, batch):
         calls.append(1)
@@ -72,7 +72,7 @@ def train_interrupted(recipe, monkeypatch, method: type, at: int):
         return real_step(self, batch)
 
     with monkeypatch.context() as patch:
-        patch.setattr(method, "train_step", step)
+        patch.setattr(method, "run_step", step)
         return i2i_core.train(recipe, show_progress=False)
 
 

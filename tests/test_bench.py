@@ -58,7 +58,7 @@ def test_bench_table():
     assert f"CPU class {cpu_class()}" in result.output
     assert "auto trains in: " in result.output and "measured per pass at 32 px" in result.output
     assert "Convolution peak (3x3, 256 channels, 64x64, channels-last): fp32" in result.output
-    assert "| 32 | fp32 |" in result.output and "% of peak" in result.output
+    assert "| 32 | 1 | fp32 | off |" in result.output and "% of peak" in result.output
 
 
 def test_bench_checks_the_recipe_before_measuring():

@@ -253,6 +253,8 @@ def _train(
     if job.is_main and "auto" in (recipe["train.precision"], recipe["train.memory_format"]):
         print(f"Training in {layout.describe()}: {layout.reason}", file=sys.stderr)
     trainer = build_trainer(recipe, device, layout)
+    if job.is_main and device.type == "cuda":
+        print(f"Training with {trainer.graphs_note}", file=sys.stderr)
     reporters = {name: create("reporter", name) for name in recipe["report.reporters"]}
     schedule = Schedule.from_recipe(recipe, math.ceil(len(train_set) / job.world_size))
     cadence = Cadence.from_recipe(recipe)
@@ -284,7 +286,7 @@ def _train(
             for batch in epoch_loader(train_set, recipe, progress, job):
                 pretraining = schedule.pretraining(progress.step)
                 trainer.set_lr(schedule.lr_at(progress.step))
-                losses = trainer.pretrain_step(batch) if pretraining else trainer.train_step(batch)
+                losses = trainer.pretrain_step(batch) if pretraining else trainer.run_step(batch)
                 progress.advance(schedule.steps_per_epoch)
                 progress.train_seconds = clock.seconds()
                 throughput.count()

@@ -14,7 +14,7 @@ from torch import nn
 from i2i_core.errors import I2IError
 from i2i_core.method import Batch, Method, NetworkSpec, Translation, fp32_loss
 from i2i_core.seeds import rank_seed
-from i2i_cut.draws import PatchDraws
+from i2i_cut.draws import DeviceDraws, PatchDraws
 from i2i_cut.features import feature_layers, sample_patches
 from i2i_cut.init import INIT_TYPES, xavier_init
 
@@ -70,6 +70,7 @@ class CUT(Method):
     sample_columns = ("real_A", "fake_B", "real_B", "idt_B")
     shown_losses = ("G_GAN", "NCE", "D")
     discriminator_losses = ("D",)
+    graph_safe = True
 
     def __init__(self, recipe: Recipe, device: torch.device | str, layout: Layout) -> None:
         super().__init__(recipe, device, layout)
@@ -77,7 +78,7 @@ class CUT(Method):
         self.num_patches, self.idt = recipe["nce.num_patches"], recipe["nce.idt"]
         self.flip_equivariance = recipe["nce.flip_equivariance"]
         self.optimizers = {name: self.adam(recipe, name) for name in self.networks}
-        self.draws: Any = PatchDraws(recipe["train.seed"])
+        self.draws: Any = DeviceDraws(self.device) if self.graphs else PatchDraws(recipe["train.seed"])
         self.trained["G"] = GeneratorPasses(self.copies["G"].module)
 
     @classmethod
@@ -132,7 +133,7 @@ class CUT(Method):
         real = torch.cat([real_A, real_B]) if self.idt else real_A
         flipped = self.flip_equivariance and self.draws.flip()
         with self.autocast():
-            fake = self.trained["G"](real.flip(3) if flipped else real)
+            fake = self.trained["G"](mirrored(real, flipped))
         fake_B, idt_B = fake[: len(real_A)], fake[len(real_A) :]
         losses = self._discriminator_step(real_B, fake_B.detach())
         self.pull_weights("D")  # G's adversarial loss uses the updated discriminator
@@ -160,7 +161,12 @@ class CUT(Method):
         return {"D_real": real.detach(), "D_fake": fake.detach(), "D": loss.detach()}
 
     def _generator_step(
-        self, real_A: torch.Tensor, real_B: torch.Tensor, fake_B: torch.Tensor, idt_B: torch.Tensor, flipped: bool
+        self,
+        real_A: torch.Tensor,
+        real_B: torch.Tensor,
+        fake_B: torch.Tensor,
+        idt_B: torch.Tensor,
+        flipped: bool | torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         zero = torch.zeros((), device=self.device)
         nce_weight = self.weights["nce"]
@@ -173,14 +179,13 @@ class CUT(Method):
             self.backward(loss)
         return {"G_GAN": gan.detach(), "NCE": nce.detach(), "NCE_Y": nce_Y.detach(), "G": loss.detach()}
 
-    def _nce(self, source: torch.Tensor, target: torch.Tensor, flipped: bool) -> torch.Tensor:
+    def _nce(self, source: torch.Tensor, target: torch.Tensor, flipped: bool | torch.Tensor) -> torch.Tensor:
         """PatchNCE between ``source`` (B, 3, H, W) and its translation ``target``, averaged over the layers and
         weighted. Queries are the features of ``target`` (mirrored back when the batch was mirrored), keys those
         of ``source``; each layer's positions are drawn on the keys and reused for the queries."""
         G, F = self.trained["G"], self.trained["F"]
         queries = G(target, self.layers)
-        if flipped:
-            queries = [q.flip(3) for q in queries]
+        queries = [mirrored(q, flipped) for q in queries]
         with torch.no_grad():  # keys are constants
             keys = G(source, self.layers)
             positions = [self.draws.permutation(k.shape[2] * k.shape[3])[: self.num_patches].to(k.device) for k in keys]
@@ -207,6 +212,14 @@ class CUT(Method):
     def load_state_dict(self, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]) -> None:
         super().load_state_dict(tensors, state)
         self.draws.load_state(tensors["draws"])
+
+
+def mirrored(images: torch.Tensor, flipped: bool | torch.Tensor) -> torch.Tensor:
+    """``images`` (B, C, H, W) mirrored left to right when ``flipped``: a bool, or a bool tensor on the device
+    (:class:`~i2i_cut.draws.DeviceDraws`), then without a Python branch."""
+    if isinstance(flipped, torch.Tensor):
+        return torch.where(flipped, images.flip(3), images)
+    return images.flip(3) if flipped else images
 
 
 def _feature_layers(recipe: Recipe, generator: nn.Module) -> tuple[list[int], list[int]]:

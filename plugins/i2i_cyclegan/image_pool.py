@@ -13,7 +13,9 @@ class ImagePool:
 
     While fewer than ``size`` images are stored, each image is stored and returned. Afterwards, with
     probability 0.5 a stored image is returned (and replaced by the new one), else the new image.
-    ``size=0`` returns its input. Randomness comes from the pool's own seeded generator.
+    ``size=0`` returns its input. Randomness comes from the pool's own seeded generator; with ``on_device``
+    (CUDA graphs) a full pool keeps its images in one device buffer and draws from the device's default
+    generator, with no Python branch: a captured step replays the same choices.
 
     Example:
         >>> pool = ImagePool(2, seed=0)
@@ -21,15 +23,22 @@ class ImagePool:
         torch.Size([1, 3, 4, 4])
     """
 
-    def __init__(self, size: int, seed: int = 0) -> None:
-        self.size = size
+    def __init__(self, size: int, seed: int = 0, on_device: bool = False) -> None:
+        self.size, self.on_device = size, on_device
         self.images: list[torch.Tensor] = []
         self.rng = random.Random(seed)
+        self._buffer: torch.Tensor | None = None  # (size, C, H, W): the images of a full pool, on_device
+
+    @property
+    def full(self) -> bool:
+        return len(self.images) >= self.size
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W): per image, either itself or an older stored one."""
         if self.size == 0:
             return images
+        if self.on_device and self.full:
+            return self._query_on_device(images)
         out = []
         for image in images.detach():
             image = image.unsqueeze(0)
@@ -42,6 +51,19 @@ class ImagePool:
                 self.images[index] = image
             else:
                 out.append(image)
+        return torch.cat(out, 0)
+
+    def _query_on_device(self, images: torch.Tensor) -> torch.Tensor:
+        if self._buffer is None or self._buffer.data_ptr() != self.images[0].data_ptr():
+            self._buffer = torch.cat(self.images)
+            self.images = list(self._buffer.split(1))  # views: checkpoints save the buffer's images
+        out = []
+        for image in images.detach().split(1):
+            swap = torch.rand((), device=image.device) > 0.5
+            index = torch.randint(self.size, (1,), device=image.device)
+            stored = self._buffer.index_select(0, index)
+            out.append(torch.where(swap, stored, image))
+            self._buffer.index_copy_(0, index, torch.where(swap, image, stored))
         return torch.cat(out, 0)
 
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

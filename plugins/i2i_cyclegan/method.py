@@ -61,13 +61,14 @@ class CycleGAN(Method):
     sample_columns = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
     shown_losses = ("G_A", "G_B", "D_A", "D_B")
     discriminator_losses = ("D_A", "D_B")
+    graph_safe = True
 
     def __init__(self, recipe: Recipe, device: torch.device | str, layout: Layout) -> None:
         super().__init__(recipe, device, layout)
         self.optimizers = {"G": self.adam(recipe, "G_A", "G_B"), "D": self.adam(recipe, "D_A", "D_B")}
         seed, pool_size = recipe["train.seed"], recipe["train.pool_size"]
-        self.pool_A = ImagePool(pool_size, seed=seed * 2 + 1)  # fakes of domain A, for D_B
-        self.pool_B = ImagePool(pool_size, seed=seed * 2 + 2)  # fakes of domain B, for D_A
+        self.pool_A = ImagePool(pool_size, seed * 2 + 1, on_device=self.graphs)  # fakes of domain A, for D_B
+        self.pool_B = ImagePool(pool_size, seed * 2 + 2, on_device=self.graphs)  # fakes of domain B, for D_A
 
     @classmethod
     def check_recipe(cls, values: Mapping[str, Any], fail: Any) -> None:
@@ -80,6 +81,10 @@ class CycleGAN(Method):
     def reseed(self, seed: int, rank: int, step: int) -> None:
         for i, pool in enumerate((self.pool_A, self.pool_B)):
             pool.rng.seed(rank_seed(seed * 2, rank, step, stream=i))
+
+    def graph_phase(self) -> str | None:
+        """Eager while the image pools fill (each step stores at the next place), then one graph."""
+        return "train" if self.pool_A.full and self.pool_B.full else None
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One step on ``batch["A"]`` and ``batch["B"]``, (B, 3, H, W) in [-1, 1]; returns the eight weighted
