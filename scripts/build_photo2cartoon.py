@@ -15,15 +15,20 @@ Usage
 -----
 ::
 
-    python scripts/build_photo2cartoon.py --out data/photo2cartoon [--debs DIR] [--download]
+    python scripts/build_photo2cartoon.py --out data/photo2cartoon [--debs DIR] [--download] [--detint]
 
-``--download`` runs ``apt-get download PKG=VERSION`` for missing packages into ``--debs``.  Only the
+``--download`` runs ``apt-get download PKG=VERSION`` for missing packages into ``--debs``. ``--detint`` removes
+the cartoon domain's global colour cast (many game scenes are dark blue or brown): every cartoon image gets the
+per-channel offset that makes the cartoon training set's mean colour grey.  Only the
 needed members of each .deb are extracted into ``--debs/.extracted``.  Re-running clears the previous
 images and rewrites ``manifest.csv``, ``ATTRIBUTION.md`` and ``LICENSES/``.
 
 Licences are read per file from the package's machine-readable (DEP-5) copyright file, with the last
 matching ``Files:`` paragraph winning; packages without one use a hand-read entry in
 ``PACKAGE_LICENSES``.  Files whose licence is not clearly free are left out.
+
+Cartoon scenes also come from Hedgewars maps: each map's land over its theme's sky and horizon, as the game
+shows it (flat colour, dark outlines), cut into crops that show more drawing than sky.
 
 Large sources are cut into a grid of non-overlapping crops (short side >= ``MIN_CROP`` source pixels,
 aspect <= 2:1); every crop is resized to a short side of ``SHORT`` px.  Train/test is split by source
@@ -47,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 from PIL import Image
 
 SHORT = 256  # short side of every output image
@@ -61,6 +67,7 @@ MINI_BUILDER = Path(__file__).resolve().parents[1] / "plugins/i2i_datasets/data/
 DEBS = {
     "flare-game": ("1.14-1", "4ab6a8298276013d35a0806257e130d992761af1b749041433b409c3dafec508"),
     "freedroidrpg-data": ("1.0-1", "16c3cfeb82b1ec20c98493bbe1de2e356bd1aec832845630a5a7f12e303baa2b"),
+    "hedgewars-data": ("1.0.2-6", "722225903a72604403e6e0026e40e9a6953f47a74d94efc5f55504bc05bb4761"),
     "lincity-ng-data": ("2.9~git20150314-5", "8f5e85bd42879abdc7099b035d7a3d7468eceb6b93b52a12270c28f3f3c792f9"),
     "lomiri-wallpapers-16.04": ("20.04.0-2", "a99ff6a3bfe451e4cc0682ecb3cc82e71740626d59e4845ae34a0a0e45421eab"),
     "lomiri-wallpapers-20.04": ("20.04.0-2", "d44e89b8473aafe64a5b678f014862dc31335aaaf18665c544d985d854f1a709"),
@@ -74,6 +81,7 @@ DEBS = {
 SOURCE_ROOTS = {
     "flare-game": ("usr/share/games/flare/", ""),
     "freedroidrpg-data": ("usr/share/freedroidrpg/", ""),
+    "hedgewars-data": ("usr/share/games/hedgewars/", "share/hedgewars/"),
     "lincity-ng-data": ("usr/share/games/lincity-ng/", "data/"),
     "lomiri-wallpapers-16.04": ("usr/share/backgrounds/", "16.04/"),
     "lomiri-wallpapers-20.04": ("usr/share/backgrounds/", "20.04/"),
@@ -217,6 +225,21 @@ SELECTION: dict[str, dict[str, list[str]]] = {
         ],
     },
 }
+
+
+# Hedgewars maps: flat colour with dark outlines. A map is its land (transparent where there is none) over the
+# sky and horizon of the theme its map.cfg names: the scene a player sees.
+_HW = "usr/share/games/hedgewars/Data/"
+SCENES = {
+    "hedgewars-data": [
+        _HW + "Maps/*/map.png",
+        _HW + "Maps/*/map.cfg",
+        _HW + "Themes/*/Sky.png",
+        _HW + "Themes/*/horizont.png",
+    ]
+}
+SCENE_MIN_CROP = 340  # a 2048 x 1024 map gives 4 x 3 crops of 512 x 341 px
+SCENE_MIN_DRAWN = 0.25  # crops with less land and horizon than this are mostly sky, and left out
 
 
 @dataclass(frozen=True)
@@ -380,7 +403,7 @@ def prepare_package(mini: ModuleType, debs: Path, package: str) -> Path:
     done = root / ".done"
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)
-        patterns = [g for domain in SELECTION.values() for g in domain.get(package, [])]
+        patterns = [g for domain in SELECTION.values() for g in domain.get(package, [])] + SCENES.get(package, [])
         extract(deb, [*patterns, f"usr/share/doc/{package}/copyright"], root)
         done.touch()
     return root
@@ -404,7 +427,9 @@ def write_licenses(out: Path, used: set[str], copyrights: dict[str, str], mini: 
     return names
 
 
-def write_attribution(out: Path, rows: list[dict], excluded: list[str], license_files: list[str]) -> None:
+def write_attribution(
+    out: Path, rows: list[dict], excluded: list[str], license_files: list[str], offsets: np.ndarray | None = None
+) -> None:
     counts = {s: sum(r["split"] == s for r in rows) for s in SPLITS}
     lines = [
         "# photo2cartoon: attribution and licences\n",
@@ -417,6 +442,14 @@ def write_attribution(out: Path, rows: list[dict], excluded: list[str], license_
         f"{SHORT} px (Lanczos), saved as JPEG q{JPEG_QUALITY}. CC-BY(-SA) images require attribution "
         "(keep this file or the manifest); share-alike / GPL images are redistributed under the same "
         "licence, with the Debian package as the corresponding source.\n",
+        *(
+            [
+                f"De-tinted (`--detint`): every cartoon image has R, G, B offsets {', '.join(f'{o:+.1f}' for o in offsets)} "
+                "added (on 0-255, clipped), which make the cartoon training set's mean colour grey.\n"
+            ]
+            if offsets is not None
+            else []
+        ),
         "## Sources\n",
         "| package | version | source file | copyright | licence |",
         "|---|---|---|---|---|",
@@ -456,13 +489,83 @@ def process_source(mini: ModuleType, path: Path, split: str, out: Path, stem: st
     return written
 
 
-def build(out: Path, debs: Path) -> None:
+def scene_layers(map_png: Path) -> list[Path]:
+    """The files of a Hedgewars map's scene, back to front: its theme's sky, the theme's horizon when it has one,
+    and the map's land."""
+    theme_name = (map_png.parent / "map.cfg").read_text(encoding="utf-8").split()[0]
+    theme = map_png.parents[2] / "Themes" / theme_name
+    return [theme / "Sky.png", *[theme / "horizont.png"] * (theme / "horizont.png").exists(), map_png]
+
+
+def compose_scene(layers: list[Image.Image]) -> tuple[Image.Image, Image.Image]:
+    """(the scene, where it is drawn: the alpha of its land and horizon): the sky stretched to the land's size, the
+    horizon scaled to its width at the bottom, then the land, each composited by its alpha."""
+    land = layers[-1].convert("RGBA")
+    scene = layers[0].convert("RGBA").resize(land.size, Image.BICUBIC)
+    drawn = Image.new("RGBA", land.size, (0, 0, 0, 0))
+    for horizon in layers[1:-1]:
+        horizon = horizon.convert("RGBA")
+        horizon = horizon.resize((land.width, round(horizon.height * land.width / horizon.width)), Image.BICUBIC)
+        scene.alpha_composite(horizon, (0, max(0, land.height - horizon.height)))
+        drawn.alpha_composite(horizon, (0, max(0, land.height - horizon.height)))
+    scene.alpha_composite(land)
+    drawn.alpha_composite(land)
+    return scene.convert("RGB"), drawn.getchannel("A")
+
+
+def drawn_share(alpha: Image.Image, box: tuple) -> float:
+    """The share of a crop's pixels that show a drawing, not the sky (alpha above one half)."""
+    histogram = alpha.crop(box).histogram()
+    return sum(histogram[128:]) / max(1, sum(histogram))
+
+
+def process_scene(layers: list[Path], split: str, out: Path, stem: str) -> list[tuple]:
+    """Write the crops of one scene that show enough land; returns (file name, crop box) per crop."""
+    scene, alpha = compose_scene([Image.open(p) for p in layers])
+    written = []
+    for i, box in enumerate(crop_grid(*scene.size, min_crop=SCENE_MIN_CROP, max_grid=4)):
+        if drawn_share(alpha, box) >= SCENE_MIN_DRAWN:
+            name = f"{stem}-{i}.jpg"
+            resize_short(scene.crop(box)).save(out / split / name, "JPEG", quality=JPEG_QUALITY, optimize=True)
+            written.append((name, box))
+    return written
+
+
+def scene_sources(root: Path, package: str) -> list[list[Path]]:
+    """The layers of every scene of ``package`` (a map whose theme is missing is left out)."""
+    maps = sorted(root.glob(SCENES[package][0]))
+    return [layers for layers in map(scene_layers, maps) if all(p.exists() for p in layers)]
+
+
+def detint_offsets(images: list[Image.Image]) -> np.ndarray:
+    """The per-channel offsets (R, G, B, on 0-255) that make the mean colour of ``images`` grey: the mean of the
+    images' channel means minus each channel's mean (each image weighs the same)."""
+    means = np.mean([np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0) for im in images], axis=0)
+    return means.mean() - means
+
+
+def detint(image: Image.Image, offsets: np.ndarray) -> Image.Image:
+    """``image`` with ``offsets`` added to its channels, clipped to 0-255."""
+    shifted = np.asarray(image.convert("RGB"), dtype=np.float64) + offsets
+    return Image.fromarray(np.clip(np.rint(shifted), 0, 255).astype(np.uint8))
+
+
+def detint_cartoons(out: Path, rows: list[dict]) -> np.ndarray:
+    """De-tint every cartoon image in place by the offsets of the cartoon training set; returns them."""
+    files = [out / r["split"] / r["file"] for r in rows if r["split"].endswith("B")]
+    offsets = detint_offsets([Image.open(f) for f in files if f.parent.name == "trainB"])
+    for file in files:
+        detint(Image.open(file), offsets).save(file, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return offsets
+
+
+def build(out: Path, debs: Path, detinted: bool = False) -> None:
     mini = load_mini_builder()
     for split in SPLITS:
         (out / split).mkdir(parents=True, exist_ok=True)
         for old in (out / split).glob("*.jpg"):
             old.unlink()
-    packages = sorted({p for domain in SELECTION.values() for p in domain})
+    packages = sorted({p for domain in SELECTION.values() for p in domain} | set(SCENES))
     roots = {p: prepare_package(mini, debs, p) for p in packages}
     copyrights = {p: (roots[p] / f"usr/share/doc/{p}/copyright").read_text(encoding="utf-8") for p in packages}
     rows, excluded = [], []
@@ -495,6 +598,30 @@ def build(out: Path, debs: Path) -> None:
                             "license_url": FREE_LICENSES[license_][0],
                         }
                     )
+    for package in SCENES:
+        for layers in scene_sources(roots[package], package):
+            installed = [str(p.relative_to(roots[package])) for p in layers]
+            licences = {file_license(package, path, copyrights[package]) for path in installed}
+            choices = {free_choice(expr) for _, expr in licences}
+            if None in choices or len(choices) > 1:  # every layer free, under one licence
+                excluded.append(f"{package}: scene of /{installed[-1]} ({', '.join(sorted(e for _, e in licences))})")
+                continue
+            split = ("test" if is_test(f"{package}/{installed[-1]}") else "train") + "B"
+            stem = source_stem(package, installed[-1])
+            for name, box in process_scene(layers, split, out, stem):
+                row = {
+                    "split": split,
+                    "file": name,
+                    "package": package,
+                    "version": DEBS[package][0],
+                    "source_path": " + ".join("/" + p for p in installed),
+                    "crop_box": " ".join(map(str, box)),
+                    "copyright": "; ".join(sorted({h for h, _ in licences})),
+                    "license": choices.pop(),
+                }
+                row["license_url"] = FREE_LICENSES[row["license"]][0]
+                choices.add(row["license"])
+                rows.append(row)
     names = Counter((r["split"], r["file"]) for r in rows)
     clashes = [name for name, n in names.items() if n > 1]
     if clashes:
@@ -504,12 +631,15 @@ def build(out: Path, debs: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     license_files = write_licenses(out, {r["license"] for r in rows}, copyrights, mini)
-    write_attribution(out, rows, excluded, license_files)
+    offsets = detint_cartoons(out, rows) if detinted else None
+    write_attribution(out, rows, excluded, license_files, offsets)
     for split in SPLITS:
         in_split = [r for r in rows if r["split"] == split]
         print(f"{split}: {len(in_split)} images from {len({r['source_path'] for r in in_split})} sources")
     for e in excluded:
         print("excluded:", e)
+    if offsets is not None:
+        print("cartoons de-tinted by R, G, B offsets", ", ".join(f"{o:+.1f}" for o in offsets))
 
 
 def main() -> None:
@@ -519,11 +649,12 @@ def main() -> None:
         "--debs", type=Path, default=Path("~/.cache/i2i/debs").expanduser(), help="folder with the pinned .deb files"
     )
     parser.add_argument("--download", action="store_true", help="apt-get download missing pinned packages")
+    parser.add_argument("--detint", action="store_true", help="remove the cartoon domain's global colour cast")
     args = parser.parse_args()
     if args.download:
         download(args.debs)
     start = time.monotonic()
-    build(args.out, args.debs)
+    build(args.out, args.debs, args.detint)
     print(f"built in {time.monotonic() - start:.1f} s")
 
 

@@ -99,3 +99,45 @@ def test_split_by_source_is_deterministic(builder):
 def test_source_relative_path(builder):
     assert builder.source_relative("lomiri-wallpapers-16.04", "usr/share/backgrounds/x.jpg") == "16.04/x.jpg"
     assert builder.source_relative("unknown-pkg", "usr/share/a.png") == "usr/share/a.png"
+
+
+def test_a_scene_is_its_land_over_the_horizon_over_the_sky(builder):
+    from PIL import Image
+
+    sky = Image.new("RGBA", (2, 1), (200, 0, 0, 255))  # stretched to the land's size
+    horizon = Image.new("RGBA", (4, 2), (0, 0, 200, 255))  # scaled to the land's width (8), at the bottom
+    land = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    land.paste((0, 180, 0, 255), (0, 6, 2, 8))  # a green block in the bottom-left corner
+    scene, drawn = builder.compose_scene([sky, horizon, land])
+    assert scene.size == (8, 8) and scene.mode == "RGB"
+    assert scene.getpixel((5, 0)) == (200, 0, 0)  # sky above the horizon
+    assert scene.getpixel((5, 6)) == (0, 0, 200)  # horizon: the bottom 4 rows
+    assert scene.getpixel((1, 7)) == (0, 180, 0)  # land on top
+    assert builder.drawn_share(drawn, (0, 0, 8, 8)) == 0.5  # horizon (and land) cover the bottom half
+    assert builder.drawn_share(drawn, (0, 0, 8, 4)) == 0.0
+
+
+def test_scene_layers_follow_the_maps_theme(builder, tmp_path):
+    data = tmp_path / "Data"
+    (data / "Maps/Hill").mkdir(parents=True)
+    (data / "Maps/Hill/map.cfg").write_text("Nature\n8\n", encoding="utf-8")
+    (data / "Themes/Nature").mkdir(parents=True)
+    assert builder.scene_layers(data / "Maps/Hill/map.png") == [
+        data / "Themes/Nature/Sky.png",
+        data / "Maps/Hill/map.png",
+    ]
+    (data / "Themes/Nature/horizont.png").touch()
+    assert builder.scene_layers(data / "Maps/Hill/map.png")[1] == data / "Themes/Nature/horizont.png"
+
+
+def test_detint_makes_the_mean_colour_grey(builder):
+    import numpy as np
+    from PIL import Image
+
+    bluish = [Image.new("RGB", (4, 4), (40, 60, 140)), Image.new("RGB", (4, 4), (100, 100, 200))]
+    offsets = builder.detint_offsets(bluish)
+    grey = (70 + 80 + 170) / 3  # the channel means are 70, 80 and 170
+    assert offsets == pytest.approx([grey - 70, grey - 80, grey - 170])
+    after = [np.asarray(builder.detint(im, offsets), dtype=float).reshape(-1, 3).mean(0) for im in bluish]
+    assert np.mean(after, axis=0) == pytest.approx([grey] * 3, abs=0.5)
+    assert builder.detint(Image.new("RGB", (1, 1), (250, 5, 10)), offsets).getpixel((0, 0)) == (255, 32, 0)
