@@ -221,12 +221,18 @@ def _read_toml(path: Path, notes: list[str], chain: tuple[Path, ...] = ()) -> di
     path = path.resolve()
     if path in chain:
         raise I2IError(f"{path}: 'extends' forms a cycle: {' -> '.join(str(p) for p in (*chain, path))}")
+    named_by = f" (named by 'extends' in {chain[-1]})" if chain else ""
     if not path.is_file():
-        raise I2IError(f"{path}: no such recipe file")
+        raise I2IError(f"{path}: no such recipe file{named_by}")
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise I2IError(
+            f"{path}: not a UTF-8 text file (byte {exc.start} is {exc.object[exc.start]:#04x}){named_by}; "
+            "save the recipe as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise I2IError(f"{path}: invalid TOML: {exc}") from None
+        raise I2IError(f"{path}: invalid TOML: {exc}{named_by}") from None
     parent = values.pop("extends", None)
     if parent is None:
         return values

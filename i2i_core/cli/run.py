@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -52,7 +54,12 @@ def run_command(
             options = json.dumps(resolved.component_options(*table))
             click.echo(f"# {dotted}: {kind} '{resolved[f'{dotted}.{name_key}']}' {options}")
         return
-    result = train(resolved, restart=restart, show_progress=progress)
+    try:
+        result = train(resolved, restart=restart, show_progress=progress)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started: stop at once, as a signal does
+        if int(os.environ.get("RANK", "0")) == 0:
+            click.echo(_stopped_at_once(run_dir_of(resolved)))
+        raise click.exceptions.Exit(128 + signal.SIGINT) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
         how = (
             "Stopped by a signal"
@@ -70,6 +77,20 @@ def run_command(
             click.echo("Run the same command again to resume from this checkpoint.")
     if result.stop_signal is not None:  # not finished: exit as a shell reports a signal (130 SIGINT, 143 SIGTERM)
         raise click.exceptions.Exit(128 + result.stop_signal)
+
+
+def _stopped_at_once(run_dir: Path) -> str:
+    """What a run stopped at once by Ctrl-C left: its run folder's last complete checkpoint (written atomically,
+    so an interrupted save leaves the one before)."""
+    from i2i_core.checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    if not checkpoints:
+        return f"Stopped at once by Ctrl-C: the run folder {run_dir} has no checkpoint yet; run the command again."
+    return (
+        f"Stopped at once by Ctrl-C: the run folder {run_dir} is left at its last complete checkpoint, "
+        f"{checkpoints[-1].name}; run the same command again to resume from it."
+    )
 
 
 def _command_line(ctx: click.Context, leave_out: set[str]) -> list[str]:

@@ -53,17 +53,34 @@ class TrainResult:
     steps_per_second: float = 0.0
 
 
+class StopNow(KeyboardInterrupt):
+    """A second SIGINT: the run stops at once, its run folder left at its last complete checkpoint."""
+
+
 class StopSignals:
-    """Turn SIGINT/SIGTERM into a request to stop after the current step (a second SIGINT stops at once)."""
+    """Turn SIGINT/SIGTERM into a request to stop after the current step. A second SIGINT stops at once
+    (:class:`StopNow`), but not while a checkpoint is being written (:meth:`saving`): that one is finished first."""
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._saving = False
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            if not self._saving:
+                raise StopNow
+            print("Ctrl-C again while a checkpoint is being written: finishing it, then stopping", file=sys.stderr)
         self.received = signum
+
+    @contextmanager
+    def saving(self) -> Iterator[None]:
+        """Write a checkpoint in the ``with`` block: a second SIGINT waits for it to be complete."""
+        self._saving = True
+        try:
+            yield
+        finally:
+            self._saving = False
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -318,13 +335,17 @@ def _train(
                         samples.save(step, watch_collapse=not schedule.pretraining(step - 1))
                     if evaluator.due(step, done) and not schedule.pretraining(step - 1):
                         with clock.excluding():
-                            checkpoints.save_best(progress, evaluator.run(progress))
+                            scores = evaluator.run(progress)
+                            with stop.saving():
+                                checkpoints.save_best(progress, scores)
                 if cadence.checkpoints(step, done):
-                    checkpoint = checkpoints.save(progress)
+                    with stop.saving():
+                        checkpoint = checkpoints.save(progress)
                 if done or stopping:
                     break
         if checkpoint is None or checkpoint.name != checkpoint_name(progress.step):  # not when nothing changed
-            checkpoint = checkpoints.save(progress)
+            with stop.saving():
+                checkpoint = checkpoints.save(progress)
     bar.close()
     if log is not None:
         log.close()

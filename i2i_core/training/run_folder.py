@@ -40,21 +40,39 @@ def run_dir_of(recipe: Recipe) -> Path:
 def _is_run_folder(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a recipe that i2i stored (a TOML file with the recipe's tables) and checkpoints/."""
     try:
-        stored = tomllib.loads((run_dir / "recipe.toml").read_text())
+        stored = tomllib.loads((run_dir / "recipe.toml").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return {"data", "model", "train", "output"} <= set(stored) and (run_dir / "checkpoints").is_dir()
 
 
-def _check_restartable(run_dir: Path) -> None:
-    """Refuse ``--restart`` (which deletes results) in a folder that is neither new, empty nor an i2i run folder."""
-    if not run_dir.exists() or _is_run_folder(run_dir):
+def _file_in_the_way(run_dir: Path) -> Path | None:
+    """The file at ``run_dir`` or at one of the folders above it, if any: no run folder can be made there."""
+    for path in (run_dir, *run_dir.parents):
+        if path.is_dir():
+            return None
+        if path.exists() or path.is_symlink():
+            return path
+    return None
+
+
+def _check_run_folder(run_dir: Path, restart: bool) -> None:
+    """Refuse, before writing anything, a run folder that cannot be one (a file is in the way) or that holds files
+    but is not an i2i run folder: a run would rewrite its ``metrics.jsonl``, ``--restart`` delete its results."""
+    if (file := _file_in_the_way(run_dir)) is not None:
+        where = "" if file == run_dir else f": {file}"
+        raise I2IError(f"output.dir {run_dir}{where} is a file, not a folder; set output.dir to a folder for the run")
+    if not run_dir.is_dir() or _is_run_folder(run_dir) or all(p.name == LOCK_FILE for p in run_dir.iterdir()):
         return
-    if run_dir.is_dir() and all(p.name == LOCK_FILE for p in run_dir.iterdir()):
-        return
+    what = "no recipe.toml and checkpoints/ of a run"
+    if restart:
+        raise I2IError(
+            f"--restart would delete {', '.join(RESULTS)} in {run_dir}, which is not an i2i run folder ({what}); "
+            "choose another output.dir, or clear it yourself"
+        )
     raise I2IError(
-        f"--restart would delete {', '.join(RESULTS)} in {run_dir}, which is not an i2i run folder (no recipe.toml "
-        "and checkpoints/ of a run); choose another output.dir, or clear it yourself"
+        f"output.dir {run_dir} is not an i2i run folder ({what}) and is not empty: a run would write its "
+        "checkpoints, samples and metrics.jsonl among its files; choose a new or empty folder"
     )
 
 
@@ -67,8 +85,12 @@ class RunFolderLock:
         self.file: IO[str] | None = None
 
     def __enter__(self) -> RunFolderLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self.path, "a+")  # closed by __exit__, which releases the lock
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(self.path, "a+")  # closed by __exit__, which releases the lock
+        except OSError as exc:
+            problem = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else (exc.strerror or str(exc))
+            raise I2IError(f"output.dir {self.path.parent}: cannot write the run folder ({problem})") from None
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -98,8 +120,7 @@ def hold_run_folder(run_dir: Path, restart: bool, job: distributed.Distributed) 
         job.barrier()
         yield
         return
-    if restart:
-        _check_restartable(run_dir)
+    _check_run_folder(run_dir, restart)
     with RunFolderLock(run_dir):
         if restart:
             for name in RESULTS:
@@ -157,15 +178,23 @@ def start_run_folder(run_dir: Path, recipe: Recipe, step: int, resumed: bool) ->
 
 
 def _same_recipe(stored: Path, recipe: Recipe) -> bool:
-    """Whether the recipe stored in a run folder resolves to ``recipe`` (one stored before a default was added,
-    such as ``method``, still does)."""
-    text = stored.read_text()
-    if text == recipe.to_toml():
-        return True
+    """Whether the recipe stored in a run folder resolves to ``recipe`` but for ``output.dir`` (a run folder moved
+    or copied elsewhere is the same run; one stored before a default was added, such as ``method``, still is)."""
     try:
-        return with_defaults(tomllib.loads(text), str(stored)) == recipe.values
+        text = stored.read_text(encoding="utf-8")
+        if text == recipe.to_toml():
+            return True
+        return _without_run_dir(with_defaults(tomllib.loads(text), str(stored))) == _without_run_dir(recipe.values)
     except (ValueError, I2IError):
         return False
+
+
+def _without_run_dir(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without ``output.dir``, which says where a run folder is, not what the run does."""
+    output = values.get("output")
+    if not isinstance(output, dict):
+        return values
+    return {**values, "output": {key: value for key, value in output.items() if key != "dir"}}
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
