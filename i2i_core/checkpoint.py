@@ -2,10 +2,13 @@
 where a run folder's checkpoints are (:func:`list_checkpoints`, :func:`network_file`, :func:`generator_file`).
 
 Writes are atomic (temp file, fsync, rename): a crash leaves either the old file or the new one, never half.
+Every file is sealed with its SHA-256 (:func:`sealed`), checked whenever it is read back (:func:`check_sealed`):
+a byte changed on disk or in a copy is refused as a corrupt file, never loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,7 +19,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
@@ -30,6 +33,14 @@ COMPONENT_FORMAT = "i2i-component/1"
 MAX_NAME_CHARS = 200
 MAX_OPTIONS_CHARS = 1 << 16
 _CHECKPOINT_NAME = re.compile(r"step_\d+")
+#: The key (a safetensors metadata key, a ``state.json`` key) that records a file's SHA-256.
+CHECKSUM_KEY = "sha256"
+#: What a file holds in place of its checksum before :func:`sealed` writes it in (a JSON string of 64 zeros).
+UNSEALED = "0" * 64
+_UNSEALED_BYTES = f'"{UNSEALED}"'.encode()
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: How PyTorch's pickles start: a zip archive (``torch.save``) or a pickle of protocol 2 to 5 (older ones).
+_PICKLE_START = re.compile(rb"PK\x03\x04|\x80[\x02-\x05][^\x00]", re.DOTALL)
 
 
 def _umask() -> int:
@@ -57,11 +68,47 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
             exc.filename = str(path)  # write() and fsync() do not say which file ("No space left on device")
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make the renames and links made in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
+
+
+def sealed(data: bytes) -> bytes:
+    """``data``, which holds the JSON string :data:`UNSEALED` once (its checksum's place), with the SHA-256 of
+    ``data`` written in its place: :func:`check_sealed` then tells whether any byte changed."""
+    if data.count(_UNSEALED_BYTES) != 1:
+        raise ValueError(f"the data must hold the unsealed checksum {UNSEALED!r} exactly once")
+    return data.replace(_UNSEALED_BYTES, f'"{hashlib.sha256(data).hexdigest()}"'.encode())
+
+
+def check_sealed(path: str | os.PathLike, data: bytes, recorded: object) -> None:
+    """Refuse ``data``, the bytes of ``path``, unless they are those :func:`sealed` wrote with checksum
+    ``recorded`` (a :class:`CheckpointError`, as for a corrupt file). A file that records no checksum (written by
+    an earlier i2i, or shipped without one) passes."""
+    if recorded is None:
+        return
+    if not (isinstance(recorded, str) and _SHA256.fullmatch(recorded) and _unsealed_digest(data, recorded) == recorded):
+        raise CheckpointError(
+            f"{path}: checksum mismatch: the file changed after it was written (damaged on disk or in a copy)"
+        )
+
+
+def _unsealed_digest(data: bytes, recorded: str) -> str | None:
+    """The SHA-256 of ``data`` with its checksum ``recorded`` put back to :data:`UNSEALED`; None without it."""
+    quoted = f'"{recorded}"'.encode()
+    return hashlib.sha256(data.replace(quoted, _UNSEALED_BYTES, 1)).hexdigest() if quoted in data else None
+
+
+def sealed_safetensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The bytes of a safetensors file of ``tensors`` and ``metadata``, sealed with its checksum."""
+    return sealed(safetensors_bytes(dict(tensors), metadata={**dict(metadata or {}), CHECKSUM_KEY: UNSEALED}))
 
 
 def save_component(
@@ -87,7 +134,7 @@ def save_component(
         "options": json.dumps(dict(options or {}), sort_keys=True),
         "i2i_version": __version__,
     }
-    atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
+    atomic_write_bytes(path, sealed_safetensors(tensors, metadata))
     return Path(path)
 
 
@@ -107,17 +154,51 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except Exception as exc:
-        raise CheckpointError(
-            f"{path}: not a readable safetensors file (corrupt or truncated?): {type(exc).__name__}: {exc}"
+        raise _unreadable(
+            path, f"not a readable safetensors file (corrupt or truncated?): {type(exc).__name__}: {exc}"
         ) from None
+
+
+def read_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of safetensors file ``path`` on ``device``, once its checksum is checked: a
+    :class:`CheckpointError` naming it when it cannot be read, is torn or corrupt, or its bytes changed."""
+    try:
+        data = Path(path).read_bytes()
+        tensors = safetensors_load(data)
+    except Exception as exc:  # OSError, or safetensors' own error for a torn or corrupt file
+        raise _unreadable(path, f"cannot read the checkpoint (corrupt or truncated?): {exc}") from None
+    check_sealed(path, data, _header_metadata(data).get(CHECKSUM_KEY))
+    return {key: value.to(device) for key, value in tensors.items()}
+
+
+def _header_metadata(data: bytes) -> dict[str, Any]:
+    """The metadata in the header of safetensors bytes ``data`` (which safetensors has read, so well formed)."""
+    size = int.from_bytes(data[:8], "little")
+    metadata = json.loads(data[8 : 8 + size]).get("__metadata__")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _unreadable(path: str | os.PathLike, problem: str) -> CheckpointError:
+    """The error for a file that safetensors cannot read (``problem`` says why), or that is a PyTorch pickle."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+    except OSError:
+        start = b""
+    if _PICKLE_START.match(start):
+        return CheckpointError(
+            f"{path}: a PyTorch pickle (.pth/.pt), not a safetensors file; i2i never unpickles: convert it with "
+            "`i2i import-weights`"
+        )
+    return CheckpointError(f"{path}: {problem}")
 
 
 def load_component(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the component saved at ``path`` and load its weights; returned in eval mode.
 
-    The metadata is checked first, and the network its options describe is built on the ``meta`` device (no
-    memory) and compared with the file's tensor shapes, so metadata that does not fit the weights (a crafted
-    ``ngf = 200000``) is refused before anything is allocated.
+    The metadata is checked first, then the file's checksum as its tensors are read; the network its options
+    describe is built on the ``meta`` device (no memory) and compared with the tensor shapes, so metadata that
+    does not fit the weights (a crafted ``ngf = 200000``) is refused before the network is allocated.
 
     Example:
         >>> net = load_component("generator.safetensors")  # doctest: +SKIP
@@ -125,14 +206,11 @@ def load_component(path: str | os.PathLike, device: str | torch.device = "cpu") 
     kind, name, options = _component_spec(path)
     if options.get("pretrained"):
         options["pretrained"] = False  # the checkpoint's weights replace them: do not fetch pretrained ones
+    state = read_tensors(path)
     with torch.device("meta"):
         skeleton = _build(path, kind, name, options)
-    load_state_dict_checked(skeleton, _meta_tensors(path), source=str(path))
+    load_state_dict_checked(skeleton, _meta_tensors(state), source=str(path))
     module = _build(path, kind, name, options)
-    try:
-        state = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read tensors (corrupt or truncated?): {exc}") from None
     load_state_dict_checked(module, state, source=str(path))
     return module.to(device).eval()
 
@@ -205,14 +283,9 @@ def _build(path: str | os.PathLike, kind: str, name: str, options: dict[str, Any
     return module
 
 
-def _meta_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file as ``meta`` tensors of their shapes, read from its header (no memory)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read tensors (corrupt or truncated?): {exc}") from None
-    return {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
+def _meta_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` as ``meta`` tensors of the same shapes, to check them against a network built on ``meta``."""
+    return {key: torch.empty(value.shape, device="meta") for key, value in state.items()}
 
 
 def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -313,11 +386,13 @@ def read_checkpoint_state(folder: str | os.PathLike) -> dict[str, Any]:
     missing, torn or not a JSON object."""
     folder = Path(folder)
     try:
-        state = json.loads((folder / "state.json").read_text())
+        data = (folder / "state.json").read_bytes()
+        state = json.loads(data)
     except (OSError, ValueError) as exc:
         raise corrupt_checkpoint(folder, exc) from None
     if not isinstance(state, dict):
         raise corrupt_checkpoint(folder, f"not a JSON object: {_shown(json.dumps(state))}")
+    check_sealed(folder / "state.json", data, state.get(CHECKSUM_KEY))
     return state
 
 
@@ -341,6 +416,8 @@ def _checkpoint_folder(path: Path) -> Path:
     """``path`` if it is a training checkpoint folder, else its run folder's latest complete checkpoint."""
     if (path / "state.json").is_file():
         return path
+    if _CHECKPOINT_NAME.fullmatch(path.name) or path.name == BEST:
+        raise corrupt_checkpoint(path, "no such file")
     checkpoints = list_checkpoints(path / "checkpoints")
     if not checkpoints:
         raise CheckpointError(f"{path}: no complete checkpoint in {path / 'checkpoints'}")

@@ -9,11 +9,10 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
 
-from i2i_core.checkpoint import load_state_dict_checked, network_file, read_metadata
+from i2i_core.checkpoint import load_state_dict_checked, network_file, read_metadata, read_tensors
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.host.registry import create, get_component
 from i2i_core.method import Method, NetworkSpec
@@ -85,7 +84,7 @@ def load_starting_weights(module: nn.Module, path: Path, spec: NetworkSpec) -> N
             f"init_from {path}: holds {meta.get('kind')} '{meta.get('name')}' with options {saved_options}, but "
             f"the recipe builds {kind} '{name}' with options {options}; make them match"
         )
-    load_state_dict_checked(module, load_file(str(path)), source=f"init_from {path}")
+    load_state_dict_checked(module, read_tensors(path), source=f"init_from {path}")
 
 
 def build_dataset(recipe: Recipe, split: str) -> Dataset:

@@ -3,7 +3,8 @@
 A checkpoint is a folder ``checkpoints/step_XXXXXXX/`` holding the method's networks as component checkpoints
 (``<network>.safetensors``, each loadable alone with :func:`i2i_core.load_component`), ``state.safetensors``
 (the method's tensors: optimisers, image pools...; RNG states) and ``state.json`` (step, epoch, learning rate,
-the method's name and JSON state, the rest). It is
+the method's name and JSON state, the rest). Each file records its own SHA-256 (``sha256``, see
+:func:`i2i_core.checkpoint.sealed`), checked when it is read back: a changed byte makes it corrupt. It is
 written into a temporary folder (``.step_XXXXXXX.<pid>-<random>.tmp``), fsync'ed, then renamed: a crash at any
 instant leaves the last complete checkpoint intact, and a folder without ``state.json`` is never taken as
 complete. A checkpoint of the same step is renamed aside (``.step_XXXXXXX.old``) before the new one is renamed
@@ -22,18 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 
 from i2i_core.checkpoint import (
     BEST,
+    CHECKSUM_KEY,
+    UNSEALED,
     atomic_write_bytes,
     checkpoint_name,
     corrupt_checkpoint,
+    fsync_folder,
     list_checkpoints,
     load_state_dict_checked,
     read_checkpoint_state,
+    read_tensors,
     save_component,
+    sealed,
+    sealed_safetensors,
 )
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.host.registry import DEFAULT_METHOD
@@ -58,14 +63,6 @@ class Progress:
         self.batch_in_epoch += 1
         if self.batch_in_epoch == steps_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_training_checkpoint(
@@ -110,20 +107,26 @@ def _write_checkpoint_files(
     if torch.cuda.is_available():
         tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     method_tensors, method_state = trainer.state_dict()
-    if clash := (set(method_tensors) & set(tensors)) | (set(method_state) & {"format", *progress.__dict__}):
+    engine_keys = {"format", CHECKSUM_KEY, *progress.__dict__}
+    if clash := (set(method_tensors) & set(tensors)) | (set(method_state) & engine_keys):
         raise ValueError(f"the method's state uses the engine's keys {sorted(clash)}")
     tensors.update(method_tensors)
     exports = {direction: t.network for direction, t in trainer.translations.items()}
     json_state: dict[str, Any] = {"format": STATE_FORMAT, **progress.__dict__, "exports": exports, **(extra or {})}
     json_state.update(method_state)
-    atomic_write_bytes(tmp / "state.safetensors", safetensors_bytes(tensors))
-    atomic_write_bytes(tmp / "state.json", json.dumps(json_state, indent=1).encode())  # written last
+    json_state[CHECKSUM_KEY] = UNSEALED
+    atomic_write_bytes(tmp / "state.safetensors", sealed_safetensors(tensors))
+    atomic_write_bytes(tmp / "state.json", sealed(json.dumps(json_state, indent=1).encode()))  # written last
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final``. A folder already at ``final`` is renamed aside first and deleted only once
-    the new one is in place, so that a complete checkpoint exists at every instant."""
+    the new one is in place, so that a complete checkpoint exists at every instant; one without ``state.json``
+    (not a checkpoint i2i wrote whole) is renamed ``<name>.incomplete`` instead, with a warning."""
     aside = final.with_name(f".{final.name}.old")
+    if final.exists() and not (final / "state.json").is_file():  # damaged by hand: not i2i's to delete
+        kept = set_aside(final, ".incomplete")
+        warnings.warn(f"{final}: not a complete checkpoint (no state.json); kept as {kept.name}", stacklevel=3)
     moved_aside = final.exists()
     if moved_aside:
         os.replace(final, aside)
@@ -133,7 +136,7 @@ def _move_into_place(tmp: Path, final: Path) -> None:
         if moved_aside:
             os.replace(aside, final)
         raise
-    _fsync_dir(final.parent)
+    fsync_folder(final.parent)
     if moved_aside:
         shutil.rmtree(aside, ignore_errors=True)  # the new one is in place; a leftover goes on the next start
 
@@ -191,8 +194,9 @@ class TrainingCheckpoint:
 
 def read_training_checkpoint(path: str | os.PathLike, trainer: Method, method: str | None = None) -> TrainingCheckpoint:
     """Read every file of a checkpoint folder for ``trainer`` (which is left unchanged): a
-    :class:`CheckpointError` naming the file when one is missing, torn or corrupt. With ``method`` (the
-    recipe's), a checkpoint another method wrote is refused (an :class:`I2IError`, not a corrupt checkpoint)."""
+    :class:`CheckpointError` naming the file when one is missing, torn or corrupt, or its checksum differs. With
+    ``method`` (the recipe's), a checkpoint another method wrote is refused (an :class:`I2IError`, not a corrupt
+    checkpoint)."""
     path = Path(path)
     state = read_checkpoint_state(path)
     try:
@@ -212,16 +216,9 @@ def read_training_checkpoint(path: str | os.PathLike, trainer: Method, method: s
             f"{path}: a checkpoint of method '{saved}', but the recipe trains '{method}': set output.dir to "
             "another folder, or start over with --restart"
         )
-    tensors = _read_tensors(path / "state.safetensors", "cpu")
-    weights = {net: _read_tensors(path / f"{net}.safetensors", trainer.device) for net in trainer.networks}
+    tensors = read_tensors(path / "state.safetensors")
+    weights = {net: read_tensors(path / f"{net}.safetensors", trainer.device) for net in trainer.networks}
     return TrainingCheckpoint(path, progress, state, tensors, weights)
-
-
-def _read_tensors(file: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(file), device=str(device))
-    except Exception as exc:  # OSError, or safetensors' own error for a torn or corrupt file
-        raise CheckpointError(f"{file}: cannot read the checkpoint (corrupt or truncated?): {exc}") from None
 
 
 def restore_training_checkpoint(checkpoint: TrainingCheckpoint, trainer: Method) -> Progress:
