@@ -7,6 +7,7 @@ grayscale, CMYK, 16-bit) into an 8-bit RGB image, and refuses corrupt, truncated
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 _WHITE = (255, 255, 255, 255)
 
+#: The environment variable that sets the largest image (in pixels) :func:`load_rgb` decodes.
+MAX_PIXELS_VARIABLE = "I2I_MAX_PIXELS"
+
 
 class BadImageError(I2IError):
     """A file that cannot be used as an image: empty, corrupt, truncated, not an image, or too large."""
@@ -32,30 +36,43 @@ class BadImageError(I2IError):
 
 
 def find_images(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """The image files in ``folder`` (by extension, any case), sorted; hidden files and folders are skipped."""
+    """The image files in ``folder`` (by extension, any case), sorted; hidden files and folders are skipped.
+
+    Links to folders are not followed. A subfolder that cannot be read is skipped with a warning naming it.
+
+    Raises:
+        I2IError: ``folder`` is not a folder, or cannot be read.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise I2IError(f"image folder not found: {folder}")
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in candidates
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    found = []
+    for root, dirs, files in os.walk(folder, onerror=lambda exc: _unreadable_folder(folder, exc)):
+        dirs[:] = [name for name in dirs if not name.startswith(".")] if recursive else []
+        found += [Path(root, name) for name in files if not name.startswith(".")]
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def _unreadable_folder(top: Path, exc: OSError) -> None:
+    """Refuse ``top`` when it cannot be read; warn about a subfolder of it that cannot, which is skipped."""
+    reason = exc.strerror or str(exc)
+    if Path(exc.filename or top) == top:
+        raise I2IError(f"{top}: cannot read this folder ({reason})")
+    warnings.warn(f"{exc.filename}: cannot read this folder ({reason}); the images in it are skipped", stacklevel=2)
 
 
 def load_rgb(path: str | Path) -> Image.Image:
     """Decode ``path`` fully into an 8-bit RGB image.
 
     EXIF orientation is applied; transparency is composited on white; grayscale and CMYK become RGB; 16-bit
-    images are scaled to 8 bits (65535 -> 255). Images over ``PIL.Image.MAX_IMAGE_PIXELS`` pixels are refused.
+    images are scaled to 8 bits (65535 -> 255). Images over :func:`max_pixels` pixels are refused.
 
     Raises:
-        BadImageError: the file is empty, missing, corrupt, truncated, not an image, or too large.
+        BadImageError: the file is empty, missing, unreadable, corrupt, truncated, not an image, or too large.
+        I2IError: ``I2I_MAX_PIXELS`` is set to something other than a positive whole number.
     """
     path = Path(path)
+    Image.MAX_IMAGE_PIXELS = max_pixels()
     if not path.is_file():
         raise BadImageError(path, "file not found")
     if path.stat().st_size == 0:
@@ -69,14 +86,32 @@ def load_rgb(path: str | Path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImageError(
             path,
-            f"refused as a possible decompression bomb: more than {Image.MAX_IMAGE_PIXELS} pixels "
-            "(raise PIL.Image.MAX_IMAGE_PIXELS if you trust this file)",
+            f"refused as a possible decompression bomb: more than {Image.MAX_IMAGE_PIXELS} pixels (if you trust "
+            f"this file, set the environment variable {MAX_PIXELS_VARIABLE} to a larger number of pixels)",
         ) from None
     except Image.UnidentifiedImageError:
         raise BadImageError(path, "not an image file Pillow can read") from None
+    except OSError as exc:
+        if exc.errno is None:  # Pillow's own errors on bad data ("image file is truncated")
+            raise BadImageError(path, f"cannot decode ({type(exc).__name__}: {exc})") from None
+        raise BadImageError(path, f"cannot read the file ({exc.strerror or exc})") from None
     except Exception as exc:  # Pillow's decoders raise many types on corrupt data; all mean "bad file"
         raise BadImageError(path, f"cannot decode ({type(exc).__name__}: {exc})") from None
     return _to_rgb(img)
+
+
+def max_pixels() -> int | None:
+    """The largest image :func:`load_rgb` decodes, in pixels: ``I2I_MAX_PIXELS`` when set, else Pillow's limit.
+
+    Raises:
+        I2IError: ``I2I_MAX_PIXELS`` is not a positive whole number.
+    """
+    text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not text:
+        return Image.MAX_IMAGE_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise I2IError(f"{MAX_PIXELS_VARIABLE}: expected a positive whole number of pixels, got {text!r}")
+    return int(text)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

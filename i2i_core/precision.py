@@ -28,16 +28,16 @@ class Layout:
         return f"{self.precision} {'channels-last' if self.channels_last else 'contiguous'}"
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` is the first CUDA device when there is one, else the CPU."""
+def resolve_device(name: str = "auto", key: str = "train.device") -> torch.device:
+    """``auto`` is the first CUDA device when there is one, else the CPU; errors name the setting ``key``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise I2IError(f"train.device: unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+        raise I2IError(f"{key}: unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise I2IError(f"train.device is '{name}' but no CUDA device is available; use 'auto' or 'cpu'")
+        raise I2IError(f"{key} is '{name}' but no CUDA device is available; use 'auto' or 'cpu'")
     return device
 
 
@@ -74,12 +74,13 @@ def cpu_has_fast_bf16() -> bool:
     return cpu_class() in ("AMX", "AVX512-BF16")
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on CUDA or a CPU with fast bf16, else ``fp32``; fp16 needs CUDA."""
+def resolve_precision(precision: str, device: torch.device, key: str = "train.precision") -> str:
+    """``auto`` -> ``bf16`` on CUDA or a CPU with fast bf16, else ``fp32``; fp16 needs CUDA (the error names the
+    setting ``key``)."""
     if precision == "auto":
         return "bf16" if device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise I2IError("train.precision 'fp16' needs a CUDA device; on a CPU use 'bf16' or 'fp32'")
+        raise I2IError(f"{key} 'fp16' needs a CUDA device; on a CPU use 'bf16' or 'fp32'")
     return precision
 
 

@@ -131,6 +131,20 @@ def test_a_failure_mid_video_leaves_no_output(clip, generator_file, tmp_path, mo
     assert calls == [4, 4] and list(tmp_path.iterdir()) == []
 
 
+def test_an_output_that_appears_during_the_translation_is_kept(clip, generator_file, tmp_path, monkeypatch):
+    translator, out = load_translator(generator_file), tmp_path / "out.mp4"
+    real = translator.translate_tensor
+
+    def another_program_writes_the_output(x, **kwargs):
+        out.write_bytes(b"theirs")
+        return real(x, **kwargs)
+
+    monkeypatch.setattr(translator, "translate_tensor", another_program_writes_the_output)
+    with pytest.raises(I2IError, match=r"clip\.mp4: output .*out\.mp4 was created by another program"):
+        translate_video(translator, clip, out, batch_size=4)
+    assert out.read_bytes() == b"theirs" and [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
 def test_frames_are_the_translated_frames(clip, generator_file, tmp_path):
     translator = load_translator(generator_file)
     out = translate_video(translator, clip, tmp_path / "out.mp4").output

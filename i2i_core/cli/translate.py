@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 
 from i2i_core.checkpoint import select_checkpoint
-from i2i_core.cli.options import PICK
+from i2i_core.cli.options import PICK, ByteSize
 from i2i_core.directions import DIRECTIONS
 from i2i_core.errors import I2IError
+from i2i_core.images import max_pixels
 from i2i_core.infer.translate import (
     ImageInputs,
     Translator,
@@ -22,8 +23,11 @@ from i2i_core.infer.translate import (
     plan_outputs,
 )
 from i2i_core.infer.video import check_video_output, find_videos, is_video, translate_video
-from i2i_core.precision import resolve_device
+from i2i_core.precision import resolve_device, resolve_precision
 from i2i_core.pretrained import default_checkpoint
+
+#: What to do about outputs that exist already.
+OVERWRITE_REMEDY = "use --overwrite to replace them, or another output folder (-o)"
 
 
 @click.command("translate")
@@ -50,7 +54,9 @@ from i2i_core.pretrained import default_checkpoint
 @click.option("--tile", type=click.IntRange(min=16), help="Translate in tiles of this many pixels a side.")
 @click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option(
-    "--max-memory", help="Tile automatically when a full-image pass needs more (default: min(1GB, 1/4 of free RAM))."
+    "--max-memory",
+    type=ByteSize(),
+    help="Tile automatically when a full-image pass needs more, e.g. 2GB (default: min(1GB, 1/4 of free RAM)).",
 )
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -87,7 +93,7 @@ def translate_command(
     quality: int,
     tile: int | None,
     overlap: int,
-    max_memory: str | None,
+    max_memory: int | None,
     precision: str,
     device: str,
     batch_size: int,
@@ -99,22 +105,20 @@ def translate_command(
     """Translate INPUTS (image and video files, folders, globs) at full resolution into OUT_DIR, keeping their
     names (and their sub-paths in folders); refuse to replace inputs, or existing outputs without --overwrite.
 
-    Videos keep their frame timing and audio. Without -c the shipped model is used."""
+    Videos keep their frame timing and audio. Without -c the shipped model is used. Images over I2I_MAX_PIXELS
+    pixels (an environment variable; default 89478485) are refused as possible decompression bombs."""
+    max_pixels()  # refuses a bad I2I_MAX_PIXELS once, not once per image
+    torch_device = resolve_device(device, key="--device")
+    precision = resolve_precision(precision, torch_device, key="--precision")
     videos, images = _split_inputs(inputs, Path(out_dir))
     video_outputs = plan_video_outputs(videos, Path(out_dir), overwrite)
-    if images.files:
-        plan_outputs(images, out_dir, fmt, overwrite=overwrite)  # refuses a plan that would lose data, before work
+    if images.files:  # refuses a plan that would lose data, before work
+        plan_outputs(images, out_dir, fmt, overwrite=overwrite, remedy=OVERWRITE_REMEDY)
     if checkpoint is None:
         checkpoint = default_checkpoint()
         click.echo(f"No checkpoint given (-c): using the shipped model {checkpoint}", err=True)
     translator = load_translator(
-        select_checkpoint(checkpoint, pick),
-        direction,
-        resolve_device(device),
-        precision,
-        tile,
-        overlap,
-        _parse_bytes(max_memory),
+        select_checkpoint(checkpoint, pick), direction, torch_device, precision, tile, overlap, max_memory
     )
     show = sys.stderr.isatty() if progress is None else progress
     failed = _translate_images(translator, images, Path(out_dir), fmt, quality, batch_size, overwrite, show)
@@ -197,7 +201,10 @@ def _translate_images(
         return []
     from tqdm.auto import tqdm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise I2IError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
     failed = []
     outputs = translator.translate_files(images, out_dir, fmt, quality, batch_size, overwrite=overwrite)
     with tqdm(total=len(images.files), unit="image", disable=not show) as bar:
@@ -235,16 +242,3 @@ def _translate_one_video(
             progress=bar.update,
         )
     click.echo(result.summary())
-
-
-def _parse_bytes(text: str | None) -> int | None:
-    """'1.5GB', '800M', '2g' or a plain number of bytes."""
-    if text is None:
-        return None
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    value = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = value[-1] if value and value[-1] in units else ""
-    try:
-        return int(float(value.removesuffix(unit)) * units[unit])
-    except ValueError:
-        raise I2IError(f"--max-memory: expected a size such as 800MB or 2GB, got {text!r}") from None

@@ -6,9 +6,11 @@ file (e.g. one written by ``i2i import-weights``).
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from i2i_core.checkpoint import atomic_write_bytes, generator_file, load_component, read_metadata
+from i2i_core.checkpoint import fsync_folder, generator_file, load_component, read_metadata
 from i2i_core.compute_copy import ComputeCopy
 from i2i_core.directions import check_direction
 from i2i_core.errors import CheckpointError, I2IError
@@ -32,6 +34,12 @@ LISTED = 3
 #: Peak working memory of a generator pass, in bytes per pixel per filter of its first layer: measured 15 for
 #: ResNet-9 in fp32 (11 in bf16) and 6 for U-Net-256 at 1024x1024 on CPU; used to decide when and how to tile.
 BYTES_PER_PIXEL_PER_FILTER = 16
+#: Why ``os.link`` fails on file systems without hard links (FAT, some network shares).
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+class OutputExistsError(I2IError):
+    """An output file that someone else created after the outputs were checked: it is left as it is."""
 
 
 def generator_checkpoint(path: str | os.PathLike, direction: str = "AtoB") -> Path:
@@ -172,7 +180,9 @@ class Translator:
         """Translate files one by one, yielding (input, output or None, error or None) as each is done.
 
         The outputs are those of :func:`plan_outputs`, which refuses a plan that would lose data before any
-        image is translated. Consecutive images of the same size that need no tiling run through the generator
+        image is translated. Each output is created only if it still does not exist (unless ``overwrite``): one
+        that another program created meanwhile is left as it is, and its input reported as failed. An output
+        that cannot be written (a full disk) raises :class:`I2IError` naming it, and leaves no partial file. Consecutive images of the same size that need no tiling run through the generator
         together, up to ``batch_size`` at a time and as many as the memory budget holds (instance norm is per
         image, so the result is the same as one at a time).
         """
@@ -183,7 +193,7 @@ class Translator:
             if pending:
                 outputs = self.translate_tensor(torch.stack([x for _, x in pending]))
                 for (path, _), y in zip(pending, outputs, strict=True):
-                    yield path, self._save(to_image(y), plan[path], quality), None
+                    yield self._output(path, y, plan[path], quality, overwrite)
                 pending.clear()
 
         for path, out in plan.items():
@@ -199,9 +209,11 @@ class Translator:
                 pending.append((path, x))
                 continue
             try:
-                yield path, self._save(to_image(self.translate_tensor(x)), out, quality), None
+                y = self.translate_tensor(x)
             except I2IError as exc:
                 yield path, None, _failure(path, exc)
+                continue
+            yield self._output(path, y, out, quality, overwrite)
         yield from flush()
 
     def translate_file(
@@ -209,19 +221,80 @@ class Translator:
     ) -> Path:
         """Translate one file into ``out_dir`` (see :func:`plan_outputs`); the output is written atomically."""
         out = plan_outputs([path], out_dir, fmt, overwrite=overwrite)[Path(path)]
-        return self._save(self.translate(path), out, quality)
+        return self._save(self.translate(path), out, quality, overwrite=overwrite)
+
+    def _output(
+        self, path: Path, y: torch.Tensor, out: Path, quality: int, overwrite: bool
+    ) -> tuple[Path, Path | None, str | None]:
+        """Save the translation ``y`` of ``path`` as ``out``: (input, output, None), or (input, None, why) when
+        ``out`` was created by someone else meanwhile."""
+        try:
+            return path, self._save(to_image(y), out, quality, overwrite=overwrite), None
+        except OutputExistsError as exc:
+            return path, None, _failure(path, exc)
 
     @staticmethod
-    def _save(image: Image.Image, out: Path, quality: int) -> Path:
-        """Encode ``image`` in the format of ``out``'s suffix and write it atomically."""
+    def _save(image: Image.Image, out: Path, quality: int, *, overwrite: bool) -> Path:
+        """Encode ``image`` in the format of ``out``'s suffix and write it atomically (see :func:`write_output`)."""
         fmt = FORMATS[out.suffix.lstrip(".")]
         buffer = io.BytesIO()
         image.save(buffer, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
-        try:
-            atomic_write_bytes(out, buffer.getvalue())
-        except OSError as exc:
-            raise I2IError(f"{out}: cannot write the output ({exc.strerror or exc})") from exc
+        write_output(out, buffer.getvalue(), overwrite=overwrite)
         return out
+
+
+def write_output(out: Path, data: bytes, *, overwrite: bool = False) -> None:
+    """Write ``data`` to ``out`` through a temporary file in its folder, fsync'ed, then moved into place: renamed
+    over ``out`` with ``overwrite``, else linked to it, which never replaces a file. The temporary file is removed
+    whatever happens, so a failure leaves no partial file.
+
+    Raises:
+        OutputExistsError: ``out`` exists and ``overwrite`` is false.
+        I2IError: ``out`` cannot be written (a read-only folder, a full disk); the message names it.
+    """
+    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        move_into_place(temporary, out, overwrite)
+        fsync_folder(out.parent)
+    except OSError as exc:
+        raise I2IError(f"{out}: cannot write the output ({exc.strerror or exc})") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def move_into_place(temporary: Path, out: Path, overwrite: bool) -> None:
+    """Rename ``temporary`` to ``out`` (``overwrite``), or link it there, which fails if ``out`` exists; where the
+    file system has no hard links, ``out`` is first claimed by creating it exclusively."""
+    if overwrite:
+        os.replace(temporary, out)
+        return
+    try:
+        try:
+            os.link(temporary, out)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) or exc.errno not in NO_HARD_LINKS:
+                raise
+            _claim_and_replace(temporary, out)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"output {out} was created by another program after the outputs were checked: left as it is "
+            "(--overwrite replaces it)"
+        ) from None
+
+
+def _claim_and_replace(temporary: Path, out: Path) -> None:
+    """Create ``out`` empty, failing if it exists, then rename ``temporary`` over it (removing it on failure)."""
+    os.close(os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        os.replace(temporary, out)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
 
 
 def _failure(path: Path, exc: I2IError) -> str:
@@ -241,7 +314,7 @@ def load_translator(
     """A :class:`Translator` for the generator of ``direction`` in ``checkpoint``."""
     device = torch.device(device) if device is not None else resolve_device("auto")
     net = load_generator(checkpoint, direction).to(device).eval()
-    return Translator(net, device, resolve_precision(precision, device), tile, overlap, max_memory)
+    return Translator(net, device, resolve_precision(precision, device, key="precision"), tile, overlap, max_memory)
 
 
 @dataclass(frozen=True)
@@ -299,25 +372,27 @@ def plan_outputs(
     fmt: str | None = None,
     *,
     overwrite: bool = False,
+    remedy: str = "pass overwrite=True to replace them, or another out_dir",
 ) -> dict[Path, Path]:
     """Map each input file to the file it is translated into, in ``out_dir``; refuse, before any work, a plan
     that would lose data.
 
     Raises:
-        I2IError: ``out_dir`` is a folder searched for inputs or inside one; two inputs would be written to the
-            same file; an output would replace an input (even with ``overwrite``); or outputs exist already and
-            ``overwrite`` is false.
+        I2IError: ``out_dir`` is a file, a folder searched for inputs or inside one; two inputs would be written
+            to the same file; an output would replace an input (even with ``overwrite``); or outputs exist
+            already and ``overwrite`` is false (the message ends with ``remedy``).
     """
     inputs, out_dir = ImageInputs.of(inputs), Path(out_dir)
     check_out_dir(out_dir, inputs.folders)
     plan = {path: out_dir / output_name(relative, fmt) for path, relative in inputs.files.items()}
     _check_collisions(plan)
-    _check_existing(plan, overwrite)
+    _check_existing(plan, overwrite, remedy)
     return plan
 
 
 def check_out_dir(out_dir: Path, folders: Iterable[Path]) -> None:
-    """Refuse an output folder that is an input folder or inside one."""
+    """Refuse an output folder that is (or is inside) a file, an input folder or inside one."""
+    _check_not_a_file(out_dir)
     out = out_dir.resolve()
     for folder in folders:
         searched = folder.resolve()
@@ -326,6 +401,16 @@ def check_out_dir(out_dir: Path, folders: Iterable[Path]) -> None:
             raise I2IError(
                 f"output folder {out_dir} {where} the input folder {folder}: choose an -o outside the inputs"
             )
+
+
+def _check_not_a_file(out_dir: Path) -> None:
+    """Refuse an output folder that is a file, or would be inside one."""
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                where = "is" if folder == out_dir else "would be inside"
+                raise I2IError(f"output folder {out_dir} {where} the file {folder}: choose a folder for -o")
+            return
 
 
 def _check_collisions(plan: dict[Path, Path]) -> None:
@@ -342,7 +427,7 @@ def _check_collisions(plan: dict[Path, Path]) -> None:
         )
 
 
-def _check_existing(plan: dict[Path, Path], overwrite: bool) -> None:
+def _check_existing(plan: dict[Path, Path], overwrite: bool, remedy: str) -> None:
     """Refuse outputs that are inputs, and (unless ``overwrite``) outputs that exist already."""
     inputs = {_file_id(path): path for path in plan if path.exists()}
     existing = [out for out in plan.values() if out.exists()]
@@ -351,10 +436,7 @@ def _check_existing(plan: dict[Path, Path], overwrite: bool) -> None:
             raise I2IError(f"output {out} would replace the input {inputs[_file_id(out)]}: choose another -o")
     if existing and not overwrite:
         listed = ", ".join(map(str, existing[:LISTED])) + (", ..." if len(existing) > LISTED else "")
-        raise I2IError(
-            f"{len(existing)} output file(s) exist already ({listed}): use --overwrite (overwrite=True) to "
-            "replace them, or another output folder (-o)"
-        )
+        raise I2IError(f"{len(existing)} output file(s) exist already ({listed}): {remedy}")
 
 
 def _file_id(path: Path) -> tuple[int, int]:

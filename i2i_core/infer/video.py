@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from torch import nn
 from i2i_core.errors import I2IError
 from i2i_core.images import uint8_to_float
 from i2i_core.infer.tiling import swap_instance_norms
-from i2i_core.infer.translate import Translator
+from i2i_core.infer.translate import Translator, move_into_place
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi")
 #: Encoders tried in order when the input's own codec has none.
@@ -131,6 +132,7 @@ class VideoResult:
     flicker: float | None
     input_change: float
     output_change: float
+    lost_frames: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -139,8 +141,9 @@ class VideoResult:
     def summary(self) -> str:
         flicker = "n/a (a still video)" if self.flicker is None else f"{self.flicker:.3f}"
         audio = f", {self.audio_streams} audio stream(s) copied" if self.audio_streams else ", no audio"
+        lost = f" ({self.lost_frames} more could not be read)" if self.lost_frames else ""
         return (
-            f"{self.source} -> {self.output}: {self.frames} frames at {float(self.rate or 0):g} fps{audio}; "
+            f"{self.source} -> {self.output}: {self.frames} frames{lost} at {float(self.rate or 0):g} fps{audio}; "
             f"{self.frames_per_second:.1f} frames/s; flicker {flicker} (frame change: input "
             f"{self.input_change / max(1, self.frames - 1):.4f}, output {self.output_change / max(1, self.frames - 1):.4f})"
         )
@@ -164,8 +167,10 @@ def translate_video(
     container takes it, else H.264, VP9 or MPEG-4. Frames go through the generator ``batch_size`` at a time, no
     more than the translator's memory budget holds; frames too large for one pass are tiled (one at a time,
     which ``window`` > 1 cannot share statistics across: it is refused). An audio stream the output container
-    cannot hold is left out with a warning. The output is written to a temporary file and renamed, so a failure
-    leaves no half-written video. ``progress(n)`` is called with each batch's frame count.
+    cannot hold is left out with a warning. A video that ends before the frame count its container gives (a
+    truncated or damaged file) keeps its readable frames, with a warning saying how many were lost. The output is
+    written to a temporary file and renamed, so a failure leaves no half-written video. ``progress(n)`` is called
+    with each batch's frame count.
 
     Example:
         >>> t = load_translator("builtin:photo2cartoon")  # doctest: +SKIP
@@ -179,12 +184,12 @@ def translate_video(
         raise I2IError(f"--stats-window must be at least 1 frame, got {window}")
     check_video_output(source, output, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.stem}.partial{output.suffix}")
+    partial = output.with_name(f".{output.stem}.{uuid.uuid4().hex[:12]}.partial{output.suffix}")
     started = time.perf_counter()
     try:
         with _open_input(av, source) as inp, av.open(str(partial), "w") as out:
             result = _Transcoder(av, translator, inp, out, source, window, smooth, batch_size, progress).run()
-        os.replace(partial, output)
+        move_into_place(partial, output, overwrite)  # never replaces a file that appeared meanwhile
     except av.FFmpegError as exc:
         raise I2IError(f"{source} -> {output}: cannot translate the video: {exc}") from exc
     except I2IError as exc:
@@ -233,6 +238,7 @@ class _Transcoder:
         self.copies = _audio_copies(out, inp.streams.audio, source)
         self.smoother, self.meter = TemporalSmoother(smooth), FlickerMeter()
         self.frames, self.pending, self.last_pts = 0, [], None
+        self.source = source
 
     def run(self) -> dict:
         with _temporal_norms(self.translator.compute.module, self.window):
@@ -242,7 +248,7 @@ class _Transcoder:
                         packet.stream = self.copies[packet.stream.index]
                         self.out.mux(packet)
                     continue
-                for frame in packet.decode():
+                for frame in self._decode(packet):
                     self.pending.append(frame)
                     if len(self.pending) >= self.batch:
                         self.flush()
@@ -251,6 +257,7 @@ class _Transcoder:
             self.out.mux(packet)
         if self.frames == 0:
             raise I2IError("its video stream has no frames")
+        lost = self._lost_frames()
         return {
             "frames": self.frames,
             "rate": self.video.average_rate,
@@ -258,7 +265,30 @@ class _Transcoder:
             "flicker": self.meter.score,
             "input_change": self.meter.input_change,
             "output_change": self.meter.output_change,
+            "lost_frames": lost,
         }
+
+    def _decode(self, packet) -> list:
+        """The frames of a video packet; none from one that cannot be decoded (cut off or damaged), which
+        :meth:`_lost_frames` counts."""
+        try:
+            return packet.decode()
+        except self.av.InvalidDataError:
+            return []
+
+    def _lost_frames(self) -> int:
+        """How many frames the container promised but could not be decoded, warned about naming the file."""
+        expected, exact = expected_frames(self.inp, self.video)
+        lost = expected - self.frames if expected is not None else 0
+        if lost <= (0 if exact else 1):  # a count estimated from the duration may be a frame off
+            return 0
+        about = "" if exact else "about "
+        warnings.warn(
+            f"{self.source}: {lost} of its {about}{expected} frames could not be read (the file is truncated or "
+            f"damaged); the output holds the {self.frames} readable ones",
+            stacklevel=4,
+        )
+        return lost
 
     def flush(self) -> None:
         if not self.pending:
@@ -290,6 +320,31 @@ class _Transcoder:
             pts = self.last_pts + step
         self.last_pts = 0 if pts is None else pts
         return self.last_pts
+
+
+def expected_frames(container, video) -> tuple[int | None, bool]:
+    """The frame count the container gives for ``video`` and whether it is exact (from its index), else the count
+    its duration and frame rate imply; ``(None, False)`` when it gives neither."""
+    if video.frames:
+        return video.frames, True
+    rate = video.average_rate or video.guessed_rate
+    seconds = _stream_seconds(container, video)
+    return (round(seconds * rate), False) if rate and seconds else (None, False)
+
+
+def _stream_seconds(container, video) -> Fraction | None:
+    """The duration of ``video`` in seconds: its own, its DURATION tag (Matroska), or the container's when it
+    holds no other stream; None when unknown."""
+    if video.duration and video.time_base:
+        return video.duration * video.time_base
+    tag = video.metadata.get("DURATION", "")
+    hours, _, rest = tag.partition(":")
+    minutes, _, secs = rest.partition(":")
+    with contextlib.suppress(ValueError):
+        return Fraction(int(hours) * 3600 + int(minutes) * 60) + Fraction(secs)
+    if container.duration and len(container.streams) == 1:
+        return Fraction(container.duration, 1_000_000)  # in FFmpeg's AV_TIME_BASE
+    return None
 
 
 def _audio_copies(out, streams, source: Path) -> dict:
