@@ -22,6 +22,7 @@ from i2i_core.errors import I2IError
 from i2i_core.host.registry import list_components
 from i2i_core.images import BadImageError, load_rgb
 from i2i_core.infer.translate import Translator, load_translator
+from i2i_core.infer.video import is_video
 from i2i_core.pretrained import PREFIX
 
 TITLE = "i2i: image-to-image translation"
@@ -49,21 +50,39 @@ def check_request(image_path: str | None, model: str | None, direction: str) -> 
     check_direction(direction)
 
 
-def translate_upload(image_path: str, translator: Translator, out_dir: Path) -> Path:
-    """Translate the uploaded file at ``image_path`` into a PNG in ``out_dir`` (big photos tiled); returns it.
+def uploaded_file(payload: Any) -> tuple[str | None, str | None]:
+    """The server's copy of an upload and the name its visitor gave it, from the page's unprocessed image data
+    (a dict with ``path`` and ``orig_name``) or a path; ``(None, None)`` without an upload."""
+    if isinstance(payload, str | os.PathLike):
+        return os.fspath(payload), Path(payload).name
+    path = payload.get("path") if isinstance(payload, dict) else None
+    if not path:
+        return None, None
+    return path, payload.get("orig_name") or Path(path).name
+
+
+def translate_upload(image_path: str, translator: Translator, out_dir: Path, name: str | None = None) -> Path:
+    """Translate the uploaded file at ``image_path`` (called ``name`` by its visitor) into a PNG in ``out_dir``
+    (big photos tiled); returns it.
 
     Raises:
-        BadImageError: the upload is not a readable image (the message names it).
+        BadImageError: the upload is not an image ``i2i translate`` takes: the message, the line ``i2i translate``
+            gives, names the upload, not the server's copy of it.
     """
+    name = name or Path(image_path).name
+    if is_video(name):
+        raise BadImageError(name, "a video: the demo translates photos; translate videos with `i2i translate`")
     try:
         image = load_rgb(image_path)
-    except BadImageError as exc:  # name the upload, not the server's copy of it
-        raise BadImageError(Path(image_path).name, exc.reason) from None
-    result = translator.translate(image)
-    fd, name = tempfile.mkstemp(prefix=f"{Path(image_path).stem}-i2i-", suffix=".png", dir=out_dir)
+        result = translator.translate(image)
+    except BadImageError as exc:
+        raise BadImageError(name, exc.reason) from None
+    except I2IError as exc:  # e.g. an image too small to translate
+        raise BadImageError(name, str(exc)) from None
+    fd, out = tempfile.mkstemp(prefix=f"{Path(image_path).stem}-i2i-", suffix=".png", dir=out_dir)
     os.close(fd)
-    result.save(name)
-    return Path(name)
+    result.save(out)
+    return Path(out)
 
 
 def build_demo(models: list[str], *, typed_models: bool = True) -> Any:
@@ -71,13 +90,15 @@ def build_demo(models: list[str], *, typed_models: bool = True) -> Any:
 
     With ``typed_models`` a visitor may type any run folder or checkpoint path of this machine; without, only
     ``models`` are offered (for a page others can reach). Requests run one at a time; results are deleted after
-    an hour."""
+    an hour. Uploads reach :func:`translate_upload` as they are (gradio does not decode them first), so a file
+    that is not a usable photo gets the line ``i2i translate`` gives, naming it."""
     import gradio as gr
 
     out_dir = Path(tempfile.mkdtemp(prefix="i2i-demo-"))
     atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
 
-    def run(image_path: str | None, model: str | None, direction: str, progress=gr.Progress()):  # noqa: B008
+    def run(upload: Any, model: str | None, direction: str, progress=gr.Progress()):  # noqa: B008
+        image_path, name = uploaded_file(upload)
         try:
             check_request(image_path, model, direction)
             progress(0.1, desc="Loading the model")
@@ -85,9 +106,9 @@ def build_demo(models: list[str], *, typed_models: bool = True) -> Any:
                 raise I2IError(f"model {model!r} is not offered on this page")
             translator = cached_translator(model.strip(), direction)
             progress(0.4, desc="Translating")
-            out = str(translate_upload(image_path, translator, out_dir))
-        except (I2IError, OSError) as exc:
-            raise gr.Error(str(exc)) from None
+            out = str(translate_upload(image_path, translator, out_dir, name))
+        except (I2IError, OSError) as exc:  # one line on the page, no traceback in the server's log
+            raise gr.Error(str(exc), print_exception=False) from None
         progress(1.0, desc="Done")
         return out, out
 
@@ -110,7 +131,9 @@ def build_demo(models: list[str], *, typed_models: bool = True) -> Any:
             with gr.Column():
                 result = gr.Image(label="Result", type="filepath", format="png", interactive=False, elem_id="result")
                 download = gr.File(label="Download", elem_id="download")
-        button.click(run, inputs=[source, model, direction], outputs=[result, download], concurrency_limit=1)
+        button.click(
+            run, inputs=[source, model, direction], outputs=[result, download], concurrency_limit=1, preprocess=False
+        )
     return demo
 
 

@@ -1,8 +1,9 @@
 """Plugin discovery: every plugin, first-party or not, is an ``i2i`` entry point loaded by pluggy.
 
 ``I2I_PLUGINS`` is an allow-list of entry-point names (comma separated) for debugging; set to the empty
-string it loads no plugin at all. A plugin that fails to import (even by calling ``sys.exit``) or implements an
-unknown hook is reported with its name and error, and the other plugins still load.
+string it loads no plugin at all; a name no installed plugin has is warned about, naming the installed ones.
+A plugin that fails to import (even by calling ``sys.exit``) or implements an unknown hook is reported with its
+name and error, and the other plugins still load.
 """
 
 from __future__ import annotations
@@ -50,6 +51,26 @@ def allow_list() -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
+def check_allow_list(allowed: set[str], installed: set[str]) -> None:
+    """Warn once about names in ``I2I_PLUGINS`` that no installed plugin has, naming the installed ones."""
+    unknown = sorted(allowed - installed)
+    if unknown:
+        warnings.warn(
+            f"{ALLOW_LIST_ENV} names {len(unknown)} plugin(s) that are not installed: {', '.join(unknown)}. "
+            f"Installed plugins: {', '.join(sorted(installed)) or 'none'}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def allow_list_note() -> str:
+    """A sentence saying that ``I2I_PLUGINS`` limits the plugins loaded, or ``""`` when it is not set."""
+    value = os.environ.get(ALLOW_LIST_ENV)
+    if value is None:
+        return ""
+    return f" {ALLOW_LIST_ENV}={value!r} limits the plugins loaded: unset it to load every installed one."
+
+
 class PluginHost:
     """A pluggy ``PluginManager`` for the ``i2i`` project plus what was learnt while loading plugins."""
 
@@ -62,7 +83,10 @@ class PluginHost:
             self._load_entry_points(allow_list())
 
     def _load_entry_points(self, allowed: set[str] | None) -> None:
-        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if allowed:
+            check_allow_list(allowed, {entry_point.name for entry_point in entry_points})
+        for entry_point in entry_points:
             if allowed is not None and entry_point.name not in allowed:
                 continue
             dist = entry_point.dist

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from i2i_core.errors import I2IError, PluginError, UnknownComponentError, did_you_mean
-from i2i_core.host.plugins import PluginHost, get_plugin_host
+from i2i_core.host.plugins import PluginHost, allow_list_note, get_plugin_host
 
 #: Component kinds and the hook that registers each.
 HOOKS: dict[str, str] = {
@@ -152,7 +152,7 @@ class ComponentRegistry:
             known = [c.name for c in self.components(kind)]
             raise UnknownComponentError(
                 f"unknown {kind} '{name}'.{did_you_mean(name, known)} "
-                f"Known {kind}s: {', '.join(known) or 'none'} (see `i2i plugins`)."
+                f"Known {kind}s: {', '.join(known) or 'none'} (see `i2i plugins`).{allow_list_note()}"
             ) from None
 
 

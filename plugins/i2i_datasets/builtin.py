@@ -27,6 +27,8 @@ def resolve_root(root: str | Path) -> Path:
             )
         return DATA_DIR / name
     path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise I2IError(f"data.root: {path} is a file, not a folder: name the folder holding <split>A and <split>B")
     if not path.is_dir():
         raise I2IError(f"data.root: folder not found: {path}")
     return path

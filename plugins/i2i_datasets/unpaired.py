@@ -12,10 +12,13 @@ from torch.utils.data import Dataset
 
 from i2i_core.errors import I2IError
 from i2i_core.images import IMAGE_EXTENSIONS, BadImageError, find_images, load_rgb, to_uint8_tensor
+from i2i_core.infer.translate import MIN_SIDE
 from i2i_datasets.builtin import resolve_root
 from i2i_datasets.transforms import crop_flip, random_params, resize_square
 
 ON_BAD_IMAGE = ("error", "skip")
+#: How many unreadable files the error lists (the warning of ``on_bad_image = "skip"`` lists them all).
+LISTED = 10
 
 
 def unpaired_folder(
@@ -30,8 +33,10 @@ def unpaired_folder(
     """Unpaired images from <root>/<split>A and <root>/<split>B (CycleGAN layout); root may be builtin:<name>.
 
     A test split may also hold ``<split>GT/``: for each A image, its ground truth in domain B under the same
-    file stem (e.g. ``testA/cat.jpg`` and ``testGT/cat.png``); items then carry it as ``A_truth``. Every file is decoded once up front; unreadable files fail the run (``on_bad_image="error"``) or are left
-    out with a warning (``"skip"``). ``cache`` keeps the resized images in memory.
+    file stem (e.g. ``testA/cat.jpg`` and ``testGT/cat.png``); items then carry it as ``A_truth``. Every file is
+    decoded once up front; unreadable files, and images too small for ``i2i translate`` (a side under 16 pixels),
+    fail the run (``on_bad_image="error"``) or are left out with a warning (``"skip"``). ``cache`` keeps the
+    resized images in memory.
     """
     for key, value in (("load_size", load_size), ("crop_size", crop_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -49,6 +54,23 @@ def unpaired_folder(
     if not isinstance(split, str) or not split:
         raise I2IError(f"data.split must be a non-empty string such as 'train' or 'test', got {split!r}")
     return UnpairedFolder(resolve_root(root), split, load_size, crop_size, flip, on_bad_image == "skip", cache)
+
+
+def _listed(bad: list[BadImageError]) -> str:
+    """The first ``LISTED`` bad files with their reasons, on one line, and how many more there are."""
+    more = f"; and {len(bad) - LISTED} more" if len(bad) > LISTED else ""
+    return "; ".join(str(exc) for exc in bad[:LISTED]) + more
+
+
+def load_usable(path: Path) -> Image.Image:
+    """:func:`load_rgb`, also refusing an image smaller than ``i2i translate`` takes (a side under ``MIN_SIDE``)."""
+    image = load_rgb(path)
+    if min(image.size) < MIN_SIDE:
+        width, height = image.size
+        raise BadImageError(
+            path, f"image of {width}x{height} pixels is too small: both sides must be at least {MIN_SIDE}"
+        )
+    return image
 
 
 class UnpairedFolder(Dataset):
@@ -78,7 +100,7 @@ class UnpairedFolder(Dataset):
             self.files[domain], self._images[domain] = [], []
             for path in paths:
                 try:
-                    image = load_rgb(path)
+                    image = load_usable(path)
                 except BadImageError as exc:
                     bad.append(exc)
                     continue
@@ -89,7 +111,7 @@ class UnpairedFolder(Dataset):
         if bad and not skip_bad:
             raise I2IError(
                 f"{len(bad)} unreadable image(s) under data.root {root} "
-                '(set data.on_bad_image = "skip" to train without them):\n' + "\n".join(f"  {e}" for e in bad)
+                f'(set data.on_bad_image = "skip" to train without them): {_listed(bad)}'
             )
         if bad:
             warnings.warn(
