@@ -38,6 +38,9 @@ def resolve_device(name: str = "auto", key: str = "train.device") -> torch.devic
         raise I2IError(f"{key}: unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise I2IError(f"{key} is '{name}' but no CUDA device is available; use 'auto' or 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise I2IError(f"{key} is '{name}' but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}")
     return device
 
 

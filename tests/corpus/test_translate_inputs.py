@@ -372,3 +372,15 @@ def test_16_bit_and_palette_images_keep_their_values(tmp_path) -> None:
     rgba.convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "clear.png", transparency=0)
     assert load_rgb(tmp_path / "white16.png").getpixel((0, 0)) == (255, 255, 255)
     assert load_rgb(tmp_path / "clear.png").getpixel((0, 0)) == (255, 255, 255)  # transparent: composited on white
+
+
+def test_a_cuda_device_index_past_the_last_is_one_line_naming_the_option(monkeypatch):
+    from i2i_core.precision import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(
+        I2IError, match=r"--device is 'cuda:2' but this machine has 2 CUDA device\(s\): cuda:0 to cuda:1"
+    ):
+        resolve_device("cuda:2", key="--device")
+    assert resolve_device("cuda:1", key="--device") == torch.device("cuda", 1)
