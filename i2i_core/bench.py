@@ -118,10 +118,11 @@ def bench_recipe(
 MAX_WARMUP_STEPS = 200
 
 
-def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
+def measure_train_step(recipe: Recipe, steps: int = 3, profile: bool = False) -> dict[str, Any]:
     """Seconds per training step (:meth:`~i2i_core.method.Method.run_step`, as the engine runs it) on random
     images: the median of three runs of ``steps`` steps after the warm-up (one step, or with CUDA graphs the
-    steps until the graph is replayed); FLOPs per step, peak RSS and, on CUDA, peak device memory."""
+    steps until the graph is replayed); FLOPs per step, peak RSS and, on CUDA, peak device memory. With
+    ``profile``, also where a step's time goes (:func:`profile_step`), in milliseconds per step."""
     device = resolve_device(recipe["train.device"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -144,6 +145,7 @@ def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
         runs.append((time.perf_counter() - start) / steps)
     seconds = sorted(runs)[1]
     cuda = trainer.device.type == "cuda"
+    shares = profile_step(lambda: trainer.run_step({"A": a, "B": b})) if profile else {}
     return {
         "method": recipe["method"],
         "size": size,
@@ -157,7 +159,57 @@ def measure_train_step(recipe: Recipe, steps: int = 3) -> dict[str, Any]:
         "tflops": flops / seconds / 1e12,
         "peak_rss_mb": peak_rss_mb(),
         "peak_device_mb": torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else None,
+        **({"profile_ms": {name: 1000 * seconds * share for name, share in shares.items()}} if profile else {}),
     }
+
+
+#: Operator classes of :func:`profile_step`, each with the words that name its operators (the first class whose
+#: word is in an operator's lower-case name takes it; the rest is elementwise work).
+OPERATOR_CLASSES = {
+    "convolution backward": ("convolution_backward", "conv2d_backward", "convolutionbackward", "conv_transpose2d_back"),
+    "convolution forward": ("conv",),
+    "normalisation": ("norm",),
+    "padding": ("pad",),
+    "optimiser": ("adam", "optimizer", "_foreach"),
+    "copies and allocation": ("copy", "clone", "contiguous", "empty", "resize", "fill_", "zero_", "as_strided"),
+    "losses and reductions": ("loss", "mean", "sum", "softmax", "sort", "argsort", "topk"),
+}
+#: What :func:`profile_step` calls the time outside every operator: the autograd engine's and Python's own.
+OVERHEAD = "Python and autograd overhead"
+
+
+def profile_step(step: Callable[[], Any], steps: int = 2) -> dict[str, float]:
+    """Where the time of ``step()`` goes: the share of each operator class of :data:`OPERATOR_CLASSES` (by the
+    operators' own time, children excluded), ``elementwise and other``, and :data:`OVERHEAD` (the wall time no
+    operator accounts for), over ``steps`` profiled calls. On CUDA the operators' device time counts, and the
+    overhead is the time the device waits. The profiler slows every operator, so shares, not its times, are what
+    it measures.
+
+    Example:
+        >>> conv = torch.nn.Conv2d(3, 8, 3)
+        >>> shares = profile_step(lambda: conv(torch.rand(1, 3, 64, 64)).sum().backward())
+        >>> round(sum(shares.values()), 6), shares["convolution forward"] > 0
+        (1.0, True)
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    totals = dict.fromkeys([*OPERATOR_CLASSES, "elementwise and other"], 0.0)
+    for event in prof.key_averages():
+        name = event.key.lower()
+        kind = next((c for c, words in OPERATOR_CLASSES.items() if any(w in name for w in words)), None)
+        own = getattr(event, "self_device_time_total", 0) if cuda else event.self_cpu_time_total
+        totals[kind or "elementwise and other"] += own / 1e6
+    totals[OVERHEAD] = max(0.0, wall - sum(totals.values()))
+    whole = sum(totals.values())
+    return {name: value / whole for name, value in totals.items()}
 
 
 def generator_images_per_second(recipe: Recipe, seconds: float = 2.0, batch: int = 1) -> float:
@@ -221,9 +273,10 @@ def measure(
     own; on CUDA in this one, which the peak device memory does not need, freeing the device's memory after."""
     if resolve_device(device).type != "cuda":
         return measure_in_subprocess(recipe_path, size, precision, device, steps, method, **options)
+    profile = options.pop("profile", False)
     recipe = bench_recipe(recipe_path, size, precision, device, method, **options)
     try:
-        return measure_train_step(recipe, steps)
+        return measure_train_step(recipe, steps, profile)
     finally:
         gc.collect()
         torch.cuda.empty_cache()
@@ -239,7 +292,7 @@ def measure_in_subprocess(
     **options: Any,
 ) -> dict:
     """:func:`measure_train_step` in a fresh Python process, so its peak RSS is its own; ``options`` are
-    :func:`bench_recipe`'s (``batch``, ``graphs``, ``memory_format``)."""
+    :func:`bench_recipe`'s (``batch``, ``graphs``, ``memory_format``) and ``profile``."""
     args = {"recipe": recipe_path, "size": size, "precision": precision, "device": device, "method": method}
     done = subprocess.run(
         [sys.executable, "-m", "i2i_core.bench", json.dumps({"args": args, "options": options, "steps": steps})],
@@ -255,8 +308,10 @@ def measure_in_subprocess(
 def main(argv: list[str]) -> None:
     job = json.loads(argv[0])
     a = job["args"]
-    recipe = bench_recipe(a["recipe"], a["size"], a["precision"], a["device"], a["method"], **job["options"])
-    print(json.dumps(measure_train_step(recipe, job["steps"])))
+    options = dict(job["options"])
+    profile = options.pop("profile", False)
+    recipe = bench_recipe(a["recipe"], a["size"], a["precision"], a["device"], a["method"], **options)
+    print(json.dumps(measure_train_step(recipe, job["steps"], profile)))
 
 
 if __name__ == "__main__":

@@ -65,3 +65,27 @@ def test_bench_checks_the_recipe_before_measuring():
     result = CliRunner().invoke(cli, ["bench", "--size", "30"])
     assert result.exit_code == 1
     assert "data.crop_size (30) is not a multiple of 4, which generator 'resnet9' needs; try 28" in result.output
+
+
+def test_profile_shares_name_the_operators_that_take_the_time():
+    from i2i_core.bench import OVERHEAD, profile_step
+
+    x = torch.rand(1, 16, 128, 128)
+    conv = torch.nn.Conv2d(16, 16, 5, padding=2)
+    with torch.no_grad():
+        convolving = profile_step(lambda: conv(x))
+        padding = profile_step(lambda: torch.nn.functional.pad(x, (8, 8, 8, 8), mode="reflect"))
+    assert sum(convolving.values()) == pytest.approx(1.0) and sum(padding.values()) == pytest.approx(1.0)
+    assert max(convolving, key=convolving.get) == "convolution forward"
+    assert max(padding, key=padding.get) == "padding"
+    assert set(convolving) >= {"convolution backward", "normalisation", "optimiser", OVERHEAD}
+
+
+def test_bench_profile_splits_the_step_time():
+    args = [TINY, "--size", "32", "--precision", "fp32", "--steps", "1", "--profile", "--json"]
+    result = CliRunner().invoke(cli, ["bench", *args])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["train"]
+    profile = row["profile_ms"]
+    assert sum(profile.values()) == pytest.approx(1000 * row["s_per_step"], rel=1e-6)
+    assert profile["convolution backward"] > 0 and profile["convolution forward"] > 0 and profile["normalisation"] > 0

@@ -49,6 +49,7 @@ CUDA_MODES = (("fp32", False), ("bf16", False), ("bf16", True))
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--photo/--no-photo", default=None, help="Time one 4K photo through i2i translate.  [default: on CUDA]")
+@click.option("--profile", is_flag=True, help="Also say where a step's time goes, by operator class (torch.profiler).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def bench_command(
     recipe: str | None,
@@ -61,6 +62,7 @@ def bench_command(
     methods: tuple[str, ...],
     device: str,
     photo: bool | None,
+    profile: bool,
     as_json: bool,
 ) -> None:
     """Measure this machine: convolution peak, training-step time, TFLOP/s, % of peak, peak memory, and the
@@ -98,7 +100,9 @@ def bench_command(
     auto = compute_layout(bench_recipe(recipe, sizes[0], "auto", device), torch_device)
     peaks = {p: conv_peak(DTYPES[p], torch_device) for p in precisions}
     rows = [
-        measure(recipe, size, p, device, steps, method, batch=batch, graphs=g, memory_format=memory_format)
+        measure(
+            recipe, size, p, device, steps, method, batch=batch, graphs=g, memory_format=memory_format, profile=profile
+        )
         for method in chosen
         for size in sizes
         for batch in batches
@@ -150,6 +154,8 @@ def bench_command(
             f"{1000 * r['s_per_step']:.2f} | {speedup} | {r['tflop_per_step']:.3f} | {r['tflops']:.2f} | "
             f"{r['pct_of_peak']:.0f}% | {mem:.0f} |"
         )
+    if profile:
+        _profile_table(rows)
     click.echo(
         f"\nGenerator forward at {sizes[0]}x{sizes[0]}, batch {inference_batch}: "
         + ", ".join(f"{p} {rate:.1f} images/s" for p, rate in forward.items())
@@ -166,6 +172,21 @@ def _modes(precisions: tuple[str, ...], graphs: str | None, cuda: bool) -> list[
         return modes + [(p, False) for p in precisions if cuda and p not in ("fp32", "bf16")]
     choice = {"off": (False,), "on": (True,), "both": (False, True)}[graphs]
     return [(p, g) for p in precisions for g in choice]
+
+
+def _profile_table(rows: list[dict]) -> None:
+    """Milliseconds per step (and share) of each operator class, a column per measured configuration."""
+    names = [
+        f"{r['method']} {r['size']} b{r['batch']} {r['precision']}{' graphs' if r['graphs'] else ''}" for r in rows
+    ]
+    click.echo("\nWhere a step's time goes, ms per step (share):\n")
+    click.echo("| operator class | " + " | ".join(names) + " |")
+    click.echo("|---|" + "---|" * len(rows))
+    for kind in rows[0]["profile_ms"]:
+        cells = [
+            f"{r['profile_ms'][kind]:.0f} ({100 * r['profile_ms'][kind] / (1000 * r['s_per_step']):.0f}%)" for r in rows
+        ]
+        click.echo(f"| {kind} | " + " | ".join(cells) + " |")
 
 
 def _same_work(a: dict, b: dict) -> bool:
