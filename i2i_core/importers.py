@@ -14,8 +14,8 @@ from i2i_core.checkpoint import load_state_dict_checked, save_component
 from i2i_core.errors import CheckpointError, I2IError, did_you_mean
 from i2i_core.host.registry import create
 
-#: Reference architectures (the --netG / --netD names of the reference tools, in i2i's spelling) and their
-#: component kind.
+#: Architectures of other tools' checkpoints (the reference tools' --netG / --netD names, in i2i's spelling) and
+#: their component kind.
 REFERENCE_ARCHS = {
     "resnet9": "generator",
     "resnet6": "generator",
@@ -23,16 +23,19 @@ REFERENCE_ARCHS = {
     "unet256": "generator",
     "patchgan": "discriminator",
     "pixel": "discriminator",
+    "animegan2": "generator",
 }
 #: Each source's architectures, with the options its checkpoints need by default (reference CUT's networks are
-#: anti-aliased unless it was run with --no_antialias / --no_antialias_up).
+#: anti-aliased unless it was run with --no_antialias / --no_antialias_up). ``animegan2``: the released
+#: generators of AnimeGANv2's PyTorch port (``face_paint_512_v2.pt``, ``paprika.pt``...).
 SOURCE_ARCHS: dict[str, dict[str, dict[str, Any]]] = {
-    "cyclegan-reference": {arch: {} for arch in REFERENCE_ARCHS},
+    "cyclegan-reference": {arch: {} for arch in REFERENCE_ARCHS if arch != "animegan2"},
     "cut-reference": {
         "resnet9": {"antialias": True, "antialias_up": True},
         "resnet6": {"antialias": True, "antialias_up": True},
         "patchgan": {"antialias": True},
     },
+    "animegan2": {"animegan2": {}},
 }
 SOURCES = tuple(SOURCE_ARCHS)
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
@@ -88,23 +91,31 @@ def _antialias_hint(state: Mapping[str, torch.Tensor], expected: Mapping[str, An
 def import_weights(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    arch: str,
+    arch: str | None = None,
     source: str = "cyclegan-reference",
     options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Convert a checkpoint of another tool into an i2i component checkpoint at ``dst``.
 
-    ``options`` go over the source's defaults for ``arch`` (``cut-reference``: anti-aliased networks).
+    ``options`` go over the source's defaults for ``arch`` (``cut-reference``: anti-aliased networks); ``arch``
+    may be left out for a source of one architecture (``animegan2``).
 
     Example:
         >>> import_weights("latest_net_G.pth", "generator.safetensors", arch="resnet9")  # doctest: +SKIP
         >>> import_weights("latest_net_G.pth", "cut.safetensors", arch="resnet9", source="cut-reference")  # doctest: +SKIP
+        >>> import_weights("paprika.pt", "paprika.safetensors", source="animegan2")  # doctest: +SKIP
     """
     if source not in SOURCES:
         raise I2IError(
             f"unknown weights source '{source}'.{did_you_mean(source, SOURCES)} Sources: {', '.join(SOURCES)}"
         )
     archs = SOURCE_ARCHS[source]
+    if arch is None:
+        if len(archs) > 1:
+            raise I2IError(
+                f"{source} checkpoints come in several architectures: name one with --arch ({', '.join(archs)})"
+            )
+        (arch,) = archs
     if arch not in archs:
         raise I2IError(
             f"unknown {source} architecture '{arch}'.{did_you_mean(arch, archs)} Architectures: {', '.join(archs)}"

@@ -1,10 +1,12 @@
-"""``i2i import-weights``: convert a reference CycleGAN or CUT checkpoint into an i2i component checkpoint."""
+"""``i2i import-weights``: convert a reference CycleGAN or CUT checkpoint, or a released AnimeGANv2 generator, into an
+i2i component checkpoint."""
 
 from __future__ import annotations
 
 import click
 
 from i2i_core.assignments import parse_assignment
+from i2i_core.checkpoint import read_metadata
 from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
 
 
@@ -12,7 +14,11 @@ from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "dst", required=True, type=click.Path(dir_okay=False), help="i2i checkpoint to write.")
 @click.option("--from", "source", type=click.Choice(SOURCES), default="cyclegan-reference", show_default=True)
-@click.option("--arch", required=True, type=click.Choice(list(REFERENCE_ARCHS)), help="Architecture of SRC.")
+@click.option(
+    "--arch",
+    type=click.Choice(list(REFERENCE_ARCHS)),
+    help="Architecture of SRC (needed unless the source has only one: animegan2).",
+)
 @click.option(
     "--option",
     "options",
@@ -20,8 +26,10 @@ from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
     metavar="KEY=VALUE",
     help="Component option, e.g. dropout=true or ngf=32 (repeatable).",
 )
-def import_weights_command(src: str, dst: str, source: str, arch: str, options: tuple[str, ...]) -> None:
-    """Convert a reference CycleGAN or CUT checkpoint SRC (.pth) into an i2i component checkpoint."""
+def import_weights_command(src: str, dst: str, source: str, arch: str | None, options: tuple[str, ...]) -> None:
+    """Convert a reference CycleGAN or CUT checkpoint, or a released AnimeGANv2 generator, SRC (.pth, .pt) into
+    an i2i component checkpoint."""
     parsed = dict(parse_assignment(o) for o in options)
     path = import_weights(src, dst, arch=arch, source=source, options=parsed)
-    click.echo(f"Wrote {REFERENCE_ARCHS[arch]} '{arch}' to {path}")
+    name = read_metadata(path)["name"]
+    click.echo(f"Wrote {REFERENCE_ARCHS[name]} '{name}' to {path}")
