@@ -38,6 +38,12 @@ def unpaired_folder(
     fail the run (``on_bad_image="error"``) or are left out with a warning (``"skip"``). ``cache`` keeps the
     resized images in memory.
     """
+    check_options(split, load_size, crop_size, flip, on_bad_image, cache)
+    return UnpairedFolder(resolve_root(root), split, load_size, crop_size, flip, on_bad_image == "skip", cache)
+
+
+def check_options(split: str, load_size: int, crop_size: int, flip: bool, on_bad_image: str, cache: bool) -> None:
+    """Refuse ``data.*`` values that no folder dataset can use, naming the key."""
     for key, value in (("load_size", load_size), ("crop_size", crop_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise I2IError(f"data.{key} must be a positive integer, got {value!r}")
@@ -53,7 +59,6 @@ def unpaired_folder(
         raise I2IError(f"data.on_bad_image must be one of {', '.join(ON_BAD_IMAGE)}, got {on_bad_image!r}")
     if not isinstance(split, str) or not split:
         raise I2IError(f"data.split must be a non-empty string such as 'train' or 'test', got {split!r}")
-    return UnpairedFolder(resolve_root(root), split, load_size, crop_size, flip, on_bad_image == "skip", cache)
 
 
 def _listed(bad: list[BadImageError]) -> str:
