@@ -273,13 +273,26 @@ def measure(
     own; on CUDA in this one, which the peak device memory does not need, freeing the device's memory after."""
     if resolve_device(device).type != "cuda":
         return measure_in_subprocess(recipe_path, size, precision, device, steps, method, **options)
-    profile = options.pop("profile", False)
-    recipe = bench_recipe(recipe_path, size, precision, device, method, **options)
     try:
-        return measure_train_step(recipe, steps, profile)
+        return measure_here(recipe_path, size, precision, device, steps, method, **options)
     finally:
         gc.collect()
         torch.cuda.empty_cache()
+
+
+def measure_here(
+    recipe_path: str | None,
+    size: int,
+    precision: str,
+    device: str,
+    steps: int,
+    method: str | None = None,
+    profile: bool = False,
+    **options: Any,
+) -> dict:
+    """:func:`measure_train_step` of :func:`bench_recipe`'s recipe, in this process."""
+    recipe = bench_recipe(recipe_path, size, precision, device, method, **options)
+    return measure_train_step(recipe, steps, profile)
 
 
 def measure_in_subprocess(
@@ -308,10 +321,8 @@ def measure_in_subprocess(
 def main(argv: list[str]) -> None:
     job = json.loads(argv[0])
     a = job["args"]
-    options = dict(job["options"])
-    profile = options.pop("profile", False)
-    recipe = bench_recipe(a["recipe"], a["size"], a["precision"], a["device"], a["method"], **options)
-    print(json.dumps(measure_train_step(recipe, job["steps"], profile)))
+    row = measure_here(a["recipe"], a["size"], a["precision"], a["device"], job["steps"], a["method"], **job["options"])
+    print(json.dumps(row))
 
 
 if __name__ == "__main__":
