@@ -26,7 +26,12 @@ def test_dynamic_export_matches_pytorch_at_several_sizes(generator_file, tmp_pat
 
 
 @pytest.mark.parametrize(
-    "options", [{"residual": True, "upsample": "antialias", "guided_radius": 1}, {"upsample": "resize"}]
+    "options",
+    [
+        {"residual": True, "upsample": "antialias", "guided_radius": 1},
+        {"upsample": "resize"},
+        {"residual": True, "guided_radius": 1, "posterize_levels": 10},
+    ],
 )
 def test_the_cartoon_generators_options_export(options, tmp_path):
     """A generator that starts as the identity, up-samples without checkerboard and filters its output exports and

@@ -20,6 +20,7 @@ from torch import nn
 from i2i_core.layers import (
     ConvTranspose2d,
     GuidedFilter,
+    Posterize,
     ReflectionPad2d,
     check_images,
     conv_bias,
@@ -110,6 +111,9 @@ class UnetGenerator(nn.Module):
         guided_radius, guided_eps: with a radius > 0, the output passes through a guided filter guided by the
             input (:func:`i2i_core.layers.guided_filter`, White-box cartoonization's output filter: radius 1, eps
             1e-2): flat regions of the photo come out flat, its edges stay sharp. 0: none.
+        posterize_levels, posterize_chroma: with levels > 0, the output (after the guided filter) is posterized
+            (:func:`i2i_core.layers.posterize`: Lab lightness on that many levels, chroma a*, b* in steps of
+            ``posterize_chroma``; gradients pass straight through): flat colour bands. 0: none.
         residual: output ``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))`` (see :func:`residual_output`)
             instead of ``tanh(head(h))``, with :attr:`head` (the outermost up-sampling convolution) initialised to
             zero: the untrained generator is the identity up to the clamp. :meth:`reset_identity` zeroes the head
@@ -139,6 +143,8 @@ class UnetGenerator(nn.Module):
         upsample: str = "transpose",
         guided_radius: int = 0,
         guided_eps: float = 1e-2,
+        posterize_levels: int = 0,
+        posterize_chroma: float = 10.0,
     ) -> None:
         super().__init__()
         if num_downs < 5:
@@ -155,6 +161,8 @@ class UnetGenerator(nn.Module):
         self.model = UnetSkipBlock(3, ngf, block, in_channels=3, outermost=True, **level)
         #: The output's guided filter, guided by the input (``guided_radius`` > 0), or ``None``.
         self.guided = GuidedFilter(guided_radius, guided_eps) if guided_radius else None
+        #: The output's posterization (``posterize_levels`` > 0), or ``None``.
+        self.posterize = Posterize(posterize_levels, posterize_chroma) if posterize_levels else None
         init_reference_weights(self)  # ends with reset_identity()
 
     @property
@@ -173,7 +181,9 @@ class UnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, "generator input", self.size_multiple)
         y = self._translate(x)
-        return y if self.guided is None else self.guided(x, y).clamp(-1, 1)
+        if self.guided is not None:
+            y = self.guided(x, y).clamp(-1, 1)
+        return y if self.posterize is None else self.posterize(y)
 
     def _translate(self, x: torch.Tensor) -> torch.Tensor:
         if not self.residual:
@@ -225,12 +235,16 @@ def unet128(
     upsample: str = "transpose",
     guided_radius: int = 0,
     guided_eps: float = 1e-2,
+    posterize_levels: int = 0,
+    posterize_chroma: float = 10.0,
 ) -> UnetGenerator:
     """U-Net generator with 7 down-samplings (inputs a multiple of 128).
 
     With ``residual``, one that starts as the identity; with ``upsample="resize"`` or ``"antialias"``, one without
     checkerboard (see :class:`UnetGenerator`)."""
-    return UnetGenerator(7, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps)
+    return UnetGenerator(
+        7, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps, posterize_levels, posterize_chroma
+    )
 
 
 def unet256(
@@ -241,9 +255,13 @@ def unet256(
     upsample: str = "transpose",
     guided_radius: int = 0,
     guided_eps: float = 1e-2,
+    posterize_levels: int = 0,
+    posterize_chroma: float = 10.0,
 ) -> UnetGenerator:
     """U-Net generator with 8 down-samplings (inputs a multiple of 256).
 
     With ``residual``, one that starts as the identity; with ``upsample="resize"`` or ``"antialias"``, one without
     checkerboard (see :class:`UnetGenerator`)."""
-    return UnetGenerator(8, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps)
+    return UnetGenerator(
+        8, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps, posterize_levels, posterize_chroma
+    )

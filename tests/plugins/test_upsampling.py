@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import kornia
 import pytest
 import torch
 import torch.nn.functional as F
+from i2i_metrics.cartoon import palette_entropy
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 import i2i_core
-from i2i_core.layers import guided_filter
+from i2i_core.layers import guided_filter, posterize
 from i2i_core.testing import check_generator
 
 PHOTO = Path(__file__).parents[2] / "plugins/i2i_datasets/data/mini-photo2cartoon/testA/sklearn-china.jpg"
@@ -117,3 +119,35 @@ def test_the_guided_output_filter_flattens_the_photos_flat_regions_and_keeps_its
     assert (y[..., 1:] - y[..., :-1]).abs().mean(1)[edges].mean() > 0.5 * (x[..., 1:] - x[..., :-1]).abs().mean(1)[
         edges
     ].mean()
+
+
+def test_posterize_puts_every_pixel_on_the_lab_grid_and_passes_the_gradient_straight_through():
+    """Known answers: a grey ramp takes exactly ``levels`` values, colours already on the grid stay (to float
+    precision), a photo's palette shrinks by bits, and the gradient is the identity's."""
+    ramp = torch.linspace(-1, 1, 256).view(1, 1, 1, 256).expand(1, 3, 4, 256)
+    assert len(posterize(ramp, levels=5)[0, 0].unique()) == 5
+    on_grid = kornia.color.lab_to_rgb(torch.tensor([50.0, 20.0, -30.0]).view(1, 3, 1, 1).expand(1, 3, 4, 4)) * 2 - 1
+    torch.testing.assert_close(posterize(on_grid, levels=11, chroma_step=10.0), on_grid, atol=1e-4, rtol=0)
+    x = photo(128)
+    flat = posterize(x, levels=10, chroma_step=10.0)
+    assert float(palette_entropy(x) - palette_entropy(flat)) > 2  # bits
+    lab = kornia.color.rgb_to_lab((flat + 1) / 2)
+    on_levels = ((lab[:, 0] * 9 / 100).round() * 100 / 9 - lab[:, 0]).abs() < 0.5  # L* = 0, 11.1, ..., 100
+    assert on_levels.float().mean() > 0.95  # all but the pixels clipped to the RGB gamut
+    x.requires_grad_(True)
+    (posterize(x) * torch.arange(3.0).view(1, 3, 1, 1)).sum().backward()
+    torch.testing.assert_close(x.grad, torch.arange(3.0).view(1, 3, 1, 1).expand_as(x))
+
+
+@pytest.mark.parametrize("name", ["resnet6", "unet128"])
+def test_the_posterized_output_is_the_plain_output_posterized(name):
+    """``posterize_levels`` adds no weights, and the output (after the guided filter) is posterized."""
+    plain = seeded(name, residual=True, guided_radius=1)
+    flat = seeded(name, residual=True, guided_radius=1, posterize_levels=8, posterize_chroma=12.0)
+    assert list(plain.state_dict()) == list(flat.state_dict())
+    check_generator(name, ngf=4, posterize_levels=8)
+    x = photo(128)
+    with torch.no_grad():
+        torch.testing.assert_close(flat(x), posterize(plain(x), 8, 12.0))
+    with pytest.raises(i2i_core.I2IError, match="posterize levels must be >= 2"):
+        i2i_core.create("generator", name, posterize_levels=1)
