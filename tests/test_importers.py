@@ -1,14 +1,16 @@
-"""Importing reference CycleGAN and CUT checkpoints (.pth state dicts, including old zoo files)."""
+"""Importing reference CycleGAN, CUT and pix2pix checkpoints (.pth state dicts, including old zoo files)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import cut_golden
+import pix2pix_golden
 import pytest
 import torch
 from click.testing import CliRunner
 from conftest import golden_tensors, portable_state_dict
+from PIL import Image
 
 import i2i_core
 from i2i_core.checkpoint import read_metadata
@@ -144,3 +146,61 @@ def test_cli_imports_a_cut_generator(tmp_path):
     result = CliRunner().invoke(cli, [*args, "--arch", "resnet6", "--option", "ngf=8"])
     assert result.exit_code == 0, result.output
     assert i2i_core.load_component(tmp_path / "G.safetensors").feature_layers == (0, 4, 8, 12, 16)
+
+
+# -- reference pix2pix checkpoints ------------------------------------------------------------------------------
+
+
+def _reference_pix2pix_pth(tmp_path, zoo_quirks: bool = False) -> Path:
+    """``latest_net_G.pth`` as reference pix2pix's ``save_networks`` wrote it (tests/golden/pix2pix, ngf 2); with
+    ``zoo_quirks`` DataParallel's ``module.`` prefixes and no batch counts (files saved before PyTorch 0.4.1)."""
+    state = {key: pix2pix_golden.tensors()[f"import.G.{key}"] for key in pix2pix_golden.record()["import"]["keys"]}
+    if zoo_quirks:
+        state = {f"module.{k}": v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("zoo_quirks", [False, True])
+def test_imported_pix2pix_generator_translates_as_reference_test_py_with_eval(tmp_path, zoo_quirks):
+    src = _reference_pix2pix_pth(tmp_path, zoo_quirks)
+    options = {"ngf": 2, "eval_mode": True}
+    dst = import_weights(src, tmp_path / "G.safetensors", source="pix2pix-reference", options=options)
+    assert read_metadata(dst)["name"] == "pix2pix-unet256"
+    with torch.no_grad():
+        output = i2i_core.load_component(dst)(pix2pix_golden.net_input())
+    torch.testing.assert_close(output, pix2pix_golden.tensors()["import.G_eval"], atol=1e-4, rtol=1e-4)
+
+
+def test_cli_imports_a_pix2pix_generator_and_translates_with_it(tmp_path):
+    """``i2i import-weights --from pix2pix-reference latest_net_G.pth -o G.safetensors`` (no --arch: the model
+    zoo's U-Net 256), then ``i2i translate``."""
+    src, dst = _reference_pix2pix_pth(tmp_path), tmp_path / "G.safetensors"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["import-weights", str(src), "--from", "pix2pix-reference", "-o", str(dst), "--option", "ngf=2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Wrote generator 'pix2pix-unet256' to {dst}" in result.output
+    assert read_metadata(dst)["options"] == '{"eval_mode": false, "ngf": 2}'
+    photo = tmp_path / "photo.png"
+    Image.fromarray((torch.rand(256, 256, 3) * 255).byte().numpy()).save(photo)
+    result = runner.invoke(cli, ["translate", str(photo), "-c", str(dst), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "photo.png").size == (256, 256)
+
+
+def test_pix2pix_discriminators_and_architectures(tmp_path):
+    src = tmp_path / "latest_net_D.pth"
+    torch.save(i2i_core.create("discriminator", "patchgan", ndf=4, norm="batch", in_channels=6).state_dict(), src)
+    dst = import_weights(
+        src, tmp_path / "D.safetensors", arch="patchgan", source="pix2pix-reference", options={"ndf": 4}
+    )
+    assert i2i_core.load_component(dst).in_channels == 6
+    with pytest.raises(
+        I2IError, match=r"unknown pix2pix-reference architecture 'unet_256'.*pix2pix-unet256, pix2pix-unet128"
+    ):
+        import_weights(src, tmp_path / "o.safetensors", arch="unet_256", source="pix2pix-reference")
+    with pytest.raises(I2IError, match=r"unknown cyclegan-reference architecture 'pix2pix-unet256'"):
+        import_weights(src, tmp_path / "o.safetensors", arch="pix2pix-unet256")

@@ -17,7 +17,8 @@ from i2i_core.importers import REFERENCE_ARCHS, SOURCES, import_weights
 @click.option(
     "--arch",
     type=click.Choice(list(REFERENCE_ARCHS)),
-    help="Architecture of SRC (needed unless the source has only one: animegan2).",
+    help="Architecture of SRC (needed unless the source has one, animegan2, or a default, pix2pix-reference: "
+    "pix2pix-unet256).",
 )
 @click.option(
     "--option",
