@@ -112,7 +112,9 @@ def _split_halves(source: Source) -> tuple[Image.Image, Image.Image]:
 class PairedImages(Dataset):
     """Items ``{"A": (3, crop, crop), "B": (3, crop, crop), "A_path": str, "B_path": str}`` in [-1, 1], item ``i``
     the ``i``-th pair. Split ``"train"``: both images resized to ``load_size``, cropped at one random place and
-    mirrored together (if ``flip``), from torch's global RNG; other splits: resized to ``crop_size``, not mirrored.
+    mirrored together (if ``flip``), from torch's global RNG; other splits: resized to ``crop_size``, not mirrored,
+    and each image's partner is also its ground truth (``"A_truth"`` is the B image, ``"B_truth"`` the A image), so
+    that evaluations score paired translations with PSNR and SSIM.
     """
 
     def __init__(
@@ -161,9 +163,12 @@ class PairedImages(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} pairs")
         a, b = self._pairs[index] if self.cache else self._resized(self.load(self.sources[index]))
         top, left, flip = random_params(self.size, self.crop_size, self.flip) if self.train else (0, 0, False)
-        return {
+        item: dict[str, torch.Tensor | str] = {
             "A": crop_flip(a, self.crop_size, top, left, flip),
             "B": crop_flip(b, self.crop_size, top, left, flip),
             "A_path": str(self.sources[index][0]),
             "B_path": str(self.sources[index][1]),
         }
+        if not self.train:  # a pair's partner is its ground truth
+            item["A_truth"], item["B_truth"] = item["B"], item["A"]
+        return item

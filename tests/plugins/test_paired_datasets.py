@@ -52,7 +52,7 @@ def test_both_images_of_a_pair_get_one_crop_and_one_flip(tmp_path, name):
         assert item["A"].shape == (3, 24, 24) and torch.allclose(item["B"], -item["A"], atol=1e-6)  # one crop, one flip
         crops.append(item["A"])
     assert len({c.sum().item() for c in crops}) > 1  # the crops do move
-    assert len(data) == 3 and item["A_path"].endswith("1.png")
+    assert len(data) == 3 and item["A_path"].endswith("1.png") and "A_truth" not in item  # truth: test splits
 
 
 def test_test_splits_resize_to_the_crop_and_do_not_mirror(tmp_path):
@@ -64,6 +64,8 @@ def test_test_splits_resize_to_the_crop_and_do_not_mirror(tmp_path):
     item = dataset("paired-folder", root, split="test")[0]
     assert item["A"].shape == item["B"].shape == (3, 24, 24)
     assert item["A_path"].endswith("x.jpg") and item["B_path"].endswith("x.png")
+    # each image's partner is its ground truth (evaluations score paired translations with PSNR and SSIM)
+    assert torch.equal(item["A_truth"], item["B"]) and torch.equal(item["B_truth"], item["A"])
 
 
 def test_a_missing_partner_is_named(tmp_path):
