@@ -476,3 +476,89 @@ def test_run_help_works():
     assert done.returncode == 0, done.stderr
     for option in ("--minutes", "--steps", "--out", "--eval-every", "--inception-weights", "--set", "--size"):
         assert option in done.stdout
+
+
+# --- the paired variant (pix2pix's ceiling) ------------------------------------------------------------------------
+
+
+def test_build_paired_pairs_the_training_photos_with_their_filtered_versions(small_source: Path, tmp_path: Path):
+    out = build_mod.build_paired(tmp_path / "paired", source=small_source)
+    counts = {split: len(_files(out / split)) for split in build_mod.PAIRED_LAYOUT}
+    assert counts == {"trainA": 16, "trainB": 16, "testA": 8, "testGT": 8, "testB": 8}
+    stems = {split: {Path(n).stem for n in _files(out / split)} for split in build_mod.PAIRED_LAYOUT}
+    photos, _ = build_mod.split_train([p.name for p in (small_source / "trainA").iterdir()])
+    assert stems["trainA"] == stems["trainB"] == {Path(n).stem for n in photos}  # pairs, matched by file stem
+    name = _files(out / "trainA")[0]
+    assert (out / "trainA" / name).read_bytes() == (small_source / "trainA" / name).read_bytes()
+    build_mod.filter_file(small_source / "trainA" / name, tmp_path / "filtered.png")
+    assert (out / "trainB" / f"{Path(name).stem}.png").read_bytes() == (tmp_path / "filtered.png").read_bytes()
+    unpaired = build_mod.build(tmp_path / "data", source=small_source)
+    for split in ("testA", "testGT", "testB"):  # the benchmark's test images, byte for byte
+        assert _files(out / split) == _files(unpaired / split)
+        assert all((out / split / n).read_bytes() == (unpaired / split / n).read_bytes() for n in _files(out / split))
+    with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["split"], r["file"]) for r in rows} == {
+        (split, n) for split in build_mod.PAIRED_LAYOUT for n in _files(out / split)
+    }
+    assert all(
+        r["filter"] == "cartoon" and r["source"].startswith("mini-photo2cartoon/trainA/")
+        for r in rows
+        if r["split"] == "trainB"
+    )
+    assert "the same photos" in (out / "README.md").read_text()
+    assert build_mod.is_current(out, small_source, paired=True) and not build_mod.is_current(out, small_source)
+    assert not build_mod.is_current(unpaired, small_source, paired=True)
+
+
+def test_paired_recipes_train_on_the_paired_data_and_their_generator_is_scored():
+    assert run_mod.paired_crop(ROOT / "recipes" / "pix2pix-quality.toml") == 128
+    assert (
+        run_mod.paired_crop(ROOT / "recipes" / "pix2pix-quality.toml", ["data.load_size=286", "data.crop_size=256"])
+        == 256
+    )
+    assert run_mod.paired_crop(ROOT / "recipes" / "photo2anime-fast.toml") is None
+    assert run_mod.paired_crop("missing.toml") is None
+    line = run_mod.eval_command("/o/G.safetensors", "/p", ["psnr"], size=128, python="PY")
+    assert line == ["PY", "-m", "i2i_core", "eval", "-c", "/o/G.safetensors", "--data", "/p", "--json", "--size", "128", "--metric", "psnr"]  # fmt: skip
+
+
+def test_dry_run_trains_a_paired_recipe_on_the_paired_data(capsys):
+    recipes = [str(ROOT / "recipes" / "pix2pix-quality.toml"), str(ROOT / "recipes" / "photo2anime-fast.toml")]
+    args = ["--steps", "20", *recipes, "--out", "/o", "--data", "/d", "--paired-data", "/p", "--dry-run"]
+    assert run_mod.main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert 'data.root="/p"' in printed[0] and 'data.root="/d"' in printed[2]
+    assert f"eval -c /o/pix2pix-quality/{run_mod.LATEST_GENERATOR} --data /p --json --size 128" in printed[1]
+    assert "eval -c /o/photo2anime-fast --data /d --json --metric" in printed[3]
+
+
+def test_the_table_marks_the_paired_ceiling():
+    results = {
+        "metrics": ["psnr"],
+        "paired_data": "/p",
+        "recipes": [
+            {"name": "pix2pix-quality", "paired": True, "steps": 9, "minutes": 10.0, "scores": {"psnr": 24.0}},
+            {"name": "photo2anime-fast", "paired": False, "steps": 30, "minutes": 10.0, "scores": {"psnr": 19.0}},
+        ],
+        "identity": {"psnr": 19.6},
+    }
+    rows = report_mod.result_rows(results)
+    assert [row["name"] for row in rows] == ["pix2pix-quality (paired)", "photo2anime-fast", report_mod.IDENTITY]
+    md = report_mod.markdown_report(results)
+    assert "| pix2pix-quality (paired) | 9 | 10.00 | **24** |" in md and "ceiling of the unpaired recipes" in md
+
+
+@pytest.mark.slow
+def test_the_benchmark_scores_a_paired_recipe_end_to_end(small_source: Path, tmp_path: Path):
+    """pix2pix-quality for two steps on the small data: trained on the pairs, scored with ground truth (30 s)."""
+    data = build_mod.build(tmp_path / "data", source=small_source)
+    paired = build_mod.build_paired(tmp_path / "paired", source=small_source)
+    args = ["--steps", "2", "--eval-every", "2", "--out", str(tmp_path / "runs"), "--data", str(data)]
+    args += ["--paired-data", str(paired), "--metric", "psnr", "--metric", "lab"]
+    assert run_mod.main([*args, str(ROOT / "recipes" / "pix2pix-quality.toml")]) == 0
+    results = json.loads((tmp_path / "runs" / "results.json").read_text())
+    (entry,) = results["recipes"]
+    assert entry["paired"] and entry["error"] is None and set(entry["scores"]) == {"psnr", "lab"}
+    assert entry["commands"]["eval"][5].endswith("G.safetensors") and "lab" in entry["curves"]
+    assert "(paired)" in (tmp_path / "runs" / "results.md").read_text()

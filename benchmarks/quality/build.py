@@ -13,6 +13,11 @@
 
 ``VERSION`` is a hash of this builder, the filter's source, the library versions the filter runs on and every input
 file; a build whose ``VERSION`` matches is skipped.
+
+``python benchmarks/quality/build.py --paired [OUT]`` (default OUT: ``benchmarks/quality/data-paired``) writes the
+paired variant, for paired methods (pix2pix): ``trainA/`` the same 16 training photos, ``trainB/`` *those* photos
+through the filter (same file stem, PNG: pairs), and ``testA/``, ``testGT/``, ``testB/`` as above, so its test
+images are the benchmark's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -38,9 +43,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SOURCE = REPO / "plugins" / "i2i_datasets" / "data" / "mini-photo2cartoon"
 DEFAULT_OUT = HERE / "data"
+DEFAULT_PAIRED_OUT = HERE / "data-paired"
 FILTER = "cartoon"  # the manifest's name for the filter; its parameters are in README.md and filter.json
 NO_FILTER = "none"
 LAYOUT = {"trainA": 16, "trainB": 16, "testA": 8, "testGT": 8, "testB": 8}
+#: The paired variant's folders: the same counts, trainB the filtered trainA photos.
+PAIRED_LAYOUT = dict(LAYOUT)
+#: One image of a build: (folder, shipped file name, shipped folder, filtered).
+Entry = tuple[str, str, str, bool]
 
 
 def _sibling(name: str) -> ModuleType:
@@ -135,14 +145,22 @@ def licence_texts(licence: str, folder: Path) -> list[str]:
     return found
 
 
-def is_current(out: Path, source: Path = SOURCE) -> bool:
-    """Whether ``out`` holds a complete build of the current builder, filter and inputs."""
+def paired_version(source: Path = SOURCE) -> str:
+    """The hash that identifies a build of the paired variant (that of the benchmark, marked as paired)."""
+    return hashlib.sha256(f"paired {version(source)}".encode()).hexdigest()[:16]
+
+
+def is_current(out: Path, source: Path = SOURCE, *, paired: bool = False) -> bool:
+    """Whether ``out`` holds a complete build (``paired``: of the paired variant) of the current builder, filter and
+    inputs."""
     try:
         built = (out / "VERSION").read_text().strip()
     except OSError:
         return False
-    complete = all((out / folder).is_dir() and len(list((out / folder).iterdir())) == n for folder, n in LAYOUT.items())
-    return built == version(source) and complete and (out / "manifest.csv").is_file()
+    layout = PAIRED_LAYOUT if paired else LAYOUT
+    complete = all((out / folder).is_dir() and len(list((out / folder).iterdir())) == n for folder, n in layout.items())
+    tag = paired_version(source) if paired else version(source)
+    return built == tag and complete and (out / "manifest.csv").is_file()
 
 
 def build(out: Path = DEFAULT_OUT, *, force: bool = False, source: Path = SOURCE, quiet: bool = True) -> Path:
@@ -156,6 +174,51 @@ def build(out: Path = DEFAULT_OUT, *, force: bool = False, source: Path = SOURCE
         if not quiet:
             print(f"{out}: up to date (VERSION {(out / 'VERSION').read_text().strip()})")
         return out
+    train_a, train_b = split_train(_names(source, "trainA"))
+    plan = [
+        (split, name, "trainA", split == "trainB")
+        for split, names in (("trainA", train_a), ("trainB", train_b))
+        for name in names
+    ]
+    return _write(out, plan + _test_plan(source), source, version(source), _readme, quiet)
+
+
+def build_paired(
+    out: Path = DEFAULT_PAIRED_OUT, *, force: bool = False, source: Path = SOURCE, quiet: bool = True
+) -> Path:
+    """Build the paired variant into ``out`` and return it: ``trainA`` the benchmark's training photos, ``trainB``
+    the same photos filtered (pairs, matched by file stem), the benchmark's test folders. Skipped and replaced as
+    :func:`build`'s."""
+    out = Path(out)
+    if not force and is_current(out, source, paired=True):
+        if not quiet:
+            print(f"{out}: up to date (VERSION {(out / 'VERSION').read_text().strip()})")
+        return out
+    train_a, _ = split_train(_names(source, "trainA"))
+    plan = [(split, name, "trainA", split == "trainB") for split in ("trainA", "trainB") for name in train_a]
+    return _write(out, plan + _test_plan(source), source, paired_version(source), _paired_readme, quiet)
+
+
+def _names(source: Path, folder: str) -> list[str]:
+    return sorted(p.name for p in (source / folder).iterdir() if p.is_file())
+
+
+def _test_plan(source: Path) -> list[Entry]:
+    """testA (the test photos), testGT (filtered) and testB (= testGT: the target domain's test set)."""
+    test = _names(source, "testA")
+    return [(split, name, "testA", split != "testA") for split in ("testA", "testGT", "testB") for name in test]
+
+
+def _write(
+    out: Path,
+    plan: list[Entry],
+    source: Path,
+    tag: str,
+    readme: Callable[[object, list[dict[str, str]]], str],
+    quiet: bool,
+) -> Path:
+    """Write the images of ``plan`` (each shipped image filtered once, copied where it comes again), the manifest,
+    attribution, licences, filter parameters, ``readme`` and ``VERSION`` ``tag`` into ``out``, atomically."""
     if out.exists() and any(out.iterdir()) and not (out / "VERSION").is_file():
         raise FileExistsError(f"{out}: not empty and not an earlier benchmark build (no VERSION); not replacing it")
     start = time.perf_counter()
@@ -163,22 +226,21 @@ def build(out: Path = DEFAULT_OUT, *, force: bool = False, source: Path = SOURCE
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shipped = _source_manifest(source)
-    train = sorted(p.name for p in (source / "trainA").iterdir() if p.is_file())
-    test = sorted(p.name for p in (source / "testA").iterdir() if p.is_file())
-    train_a, train_b = split_train(train)
     params = cartoon_module.CartoonParams()
     rows: list[dict[str, str]] = []
+    filtered_once: dict[str, Path] = {}
 
     def add(split: str, name: str, source_split: str, filtered: bool) -> None:
         folder = tmp / split
         folder.mkdir(exist_ok=True)
         src = source / source_split / name
         dst = folder / (Path(name).stem + ".png" if filtered else name)
-        done = tmp / "testGT" / dst.name
-        if filtered and split == "testB" and done.is_file():  # testB = testGT: filtered once
+        done = filtered_once.get(f"{source_split}/{name}")
+        if filtered and done is not None:  # testB = testGT: filtered once
             shutil.copyfile(done, dst)
         elif filtered:
             filter_file(src, dst, params)
+            filtered_once[f"{source_split}/{name}"] = dst
         else:
             shutil.copyfile(src, dst)
         meta = shipped[f"{source_split}/{name}"]
@@ -196,16 +258,8 @@ def build(out: Path = DEFAULT_OUT, *, force: bool = False, source: Path = SOURCE
         )
 
     with _one_thread():
-        for name in train_a:
-            add("trainA", name, "trainA", filtered=False)
-        for name in train_b:
-            add("trainB", name, "trainA", filtered=True)
-        for name in test:
-            add("testA", name, "testA", filtered=False)
-        for name in test:
-            add("testGT", name, "testA", filtered=True)
-        for name in test:  # testB = testGT: the filtered test photos again, as the target domain's test set
-            add("testB", name, "testA", filtered=True)
+        for entry in plan:
+            add(*entry)
 
     with open(tmp / "manifest.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
@@ -214,8 +268,7 @@ def build(out: Path = DEFAULT_OUT, *, force: bool = False, source: Path = SOURCE
     shutil.copyfile(source / "ATTRIBUTION.md", tmp / "ATTRIBUTION.md")
     shutil.copytree(source / "LICENSES", tmp / "LICENSES")
     (tmp / "filter.json").write_text(json.dumps({"filter": FILTER, **params.to_dict()}, indent=2) + "\n")
-    (tmp / "README.md").write_text(_readme(params, rows))
-    tag = version(source)
+    (tmp / "README.md").write_text(readme(params, rows))
     (tmp / "VERSION").write_text(tag + "\n")
     if out.exists():
         shutil.rmtree(out)
@@ -286,12 +339,34 @@ date.
 """
 
 
+def _paired_readme(params: object, rows: list[dict[str, str]]) -> str:
+    """The paired variant's README: what differs from the benchmark's (its README, below the first section)."""
+    benchmark = _readme(params, rows).split("\n## Layout", 1)[1]
+    return f"""# Photo -> cartoon quality benchmark, paired variant
+
+The quality benchmark's data for **paired** methods (pix2pix), built by `benchmarks/quality/build.py --paired`:
+`trainA/` holds the benchmark's 16 training photos and `trainB/` **the same photos** through the cartoon filter,
+under the same file stems (`trainA/x.jpg` with `trainB/x.png`: the pairs that the `paired-folder` dataset reads).
+The test folders are the benchmark's, so a paired method is scored on the same images as the unpaired ones: what
+it reaches is the ceiling an unpaired method could reach with the same photos, filter and training budget.
+
+The rest describes the benchmark's own data (`benchmarks/quality/data`); here `trainB/` is the filtered `trainA/`.
+
+## Layout{benchmark}"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "out", nargs="?", type=Path, help=f"output folder (default {DEFAULT_OUT}; with --paired {DEFAULT_PAIRED_OUT})"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when VERSION matches")
+    parser.add_argument("--paired", action="store_true", help="build the paired variant (trainB: the filtered trainA)")
     args = parser.parse_args(argv)
-    build(args.out, force=args.force, quiet=False)
+    if args.paired:
+        build_paired(args.out or DEFAULT_PAIRED_OUT, force=args.force, quiet=False)
+    else:
+        build(args.out or DEFAULT_OUT, force=args.force, quiet=False)
     return 0
 
 

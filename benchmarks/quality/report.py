@@ -176,10 +176,20 @@ def markdown_table(rows: Sequence[Row], metrics: Sequence[str], higher_is_better
     return "\n".join(lines) + "\n"
 
 
+#: How the table names a recipe trained on pairs.
+PAIRED = "{name} (paired)"
+
+
 def result_rows(results: Mapping[str, Any]) -> list[Row]:
-    """The table rows of a ``results.json`` object: one per recipe, then the identity baseline."""
+    """The table rows of a ``results.json`` object: one per recipe (``name (paired)`` for one trained on pairs),
+    then the identity baseline."""
     rows = [
-        {"name": r["name"], "steps": r.get("steps"), "minutes": r.get("minutes"), "scores": r.get("scores") or {}}
+        {
+            "name": PAIRED.format(name=r["name"]) if r.get("paired") else r["name"],
+            "steps": r.get("steps"),
+            "minutes": r.get("minutes"),
+            "scores": r.get("scores") or {},
+        }
         for r in results.get("recipes", [])
     ]
     rows.append({"name": IDENTITY, "steps": None, "minutes": None, "scores": results.get("identity") or {}})
@@ -239,6 +249,15 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         "swd, lab, kid and fid compare the set of outputs with testB (= testGT) as distributions; content compares "
         "each output with its input photo. ↑ higher is better, ↓ lower is better.",
     ]
+    if any(r.get("paired") for r in results.get("recipes", [])):
+        lines += [
+            "",
+            "A row marked (paired) trained on pairs (`"
+            + str(results.get("paired_data") or "data-paired")
+            + "`: the same training photos and their filtered versions) for the same budget: the ceiling of the "
+            "unpaired recipes. Its last generator is scored on the same test images and ground truth; its curves "
+            "have no psnr or ssim (the paired dataset gives no ground truth during training).",
+        ]
     notes = [f"{r['name']}: {note}" for r in results.get("recipes", []) for note in r.get("notes", [])]
     errors = [f"{r['name']}: {r['error']}" for r in results.get("recipes", []) if r.get("error")]
     if notes or errors:

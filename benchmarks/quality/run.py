@@ -12,6 +12,11 @@ baseline, best per column marked) and writes ``OUT/results.json`` (everything, w
 
 With ``--minutes`` a recipe whose own schedule (``train.steps``) ends first stops there: raise it with
 ``--set train.steps=...`` to spend the whole budget.
+
+A recipe of paired data (``data.dataset`` ``paired-folder`` or ``aligned``: pix2pix) trains on the paired variant
+(``--paired-data``, default ``data-paired``, built by ``build.py --paired`` when missing or stale: the same training
+photos and *their* filtered versions) and its last generator is scored on the same test images with ground truth as
+the others; its row is marked ``(paired)``: the ceiling of the unpaired recipes at the same budget.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "runs"
 DEFAULT_DATA = HERE / "data"
+DEFAULT_PAIRED_DATA = HERE / "data-paired"
+#: Datasets of pairs: a recipe reading one trains on the paired variant of the data.
+PAIRED_DATASETS = ("paired-folder", "aligned")
+#: What the dry run shows for the generator file a paired run is scored with, found once it has trained.
+LATEST_GENERATOR = "checkpoints/LATEST/GENERATOR.safetensors"
 #: Metrics that need no weights; kid and fid are added when InceptionV3 weights are given.
 BASE_METRICS = ("psnr", "ssim", "content", "swd", "lab", "palette", "flat", "checker")
 INCEPTION_METRICS = ("kid", "fid")
@@ -110,11 +120,48 @@ def commands(
         *overrides,
     ]
     train = [*cli, "run", str(recipe), "--restart", "--no-progress", *(a for s in sets for a in ("--set", s))]
-    evaluate = [*cli, "eval", "-c", str(run_dir), "--data", str(data), "--json"]
+    evaluate = eval_command(run_dir, data, metrics, inception_weights=inception_weights, python=python)
+    return {"train": train, "eval": evaluate}
+
+
+def eval_command(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    metrics: Sequence[str],
+    *,
+    size: int | None = None,
+    inception_weights: str | None = None,
+    python: str = sys.executable,
+) -> list[str]:
+    """``i2i eval --json`` of ``checkpoint`` on ``data``. A run folder brings its recipe (dataset, image size); a
+    generator file is scored on ``data`` read as ``unpaired-folder`` (testA, testB and the ground truth testGT),
+    at ``size``."""
+    evaluate = [python, "-m", "i2i_core", "eval", "-c", str(checkpoint), "--data", str(data), "--json"]
+    evaluate += ["--size", str(size)] if size else []
     evaluate += [a for m in metrics for a in ("--metric", m)]
     if inception_weights:
         evaluate += ["--inception-weights", str(inception_weights)]
-    return {"train": train, "eval": evaluate}
+    return evaluate
+
+
+def paired_crop(recipe: str | os.PathLike, overrides: Sequence[str] = ()) -> int | None:
+    """The training crop of ``recipe`` (with ``overrides``) when it reads paired data (:data:`PAIRED_DATASETS`),
+    else None (also for a recipe that does not load: its training says why)."""
+    from i2i_core.errors import I2IError
+    from i2i_core.recipe import load_recipe
+
+    try:
+        loaded = load_recipe(recipe, list(overrides))
+    except (I2IError, OSError):
+        return None
+    return int(loaded["data.crop_size"]) if loaded["data.dataset"] in PAIRED_DATASETS else None
+
+
+def latest_generator(run_dir: str | os.PathLike, direction: str = "AtoB") -> Path:
+    """The generator file of the last checkpoint of run folder ``run_dir`` for ``direction``."""
+    from i2i_core.checkpoint import generator_file
+
+    return generator_file(run_dir, direction)
 
 
 def run_names(recipes: Sequence[str | os.PathLike]) -> list[str]:
@@ -160,6 +207,13 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_DATA,
         help=f"benchmark data, built when missing or stale (default {DEFAULT_DATA}); another dataset folder "
         "(e.g. builtin data without ground truth) is used as it is",
+    )
+    parser.add_argument(
+        "--paired-data",
+        type=Path,
+        default=DEFAULT_PAIRED_DATA,
+        help=f"data of the recipes that train on pairs (paired-folder, aligned), built when missing or stale "
+        f"(default {DEFAULT_PAIRED_DATA}); another folder is used as it is",
     )
     parser.add_argument(
         "--eval-every",
@@ -208,12 +262,20 @@ def _write_results(out: Path, results: dict[str, Any], report: ModuleType) -> No
 
 
 def _run_recipe(
-    name: str, recipe: str, lines: dict[str, list[str]], run_dir: Path, logs: Path, env: dict[str, str]
+    name: str,
+    recipe: str,
+    lines: dict[str, list[str]],
+    run_dir: Path,
+    logs: Path,
+    env: dict[str, str],
+    scored: Any = None,
 ) -> dict[str, Any]:
-    """Train and score one recipe; the result entry of ``results.json``."""
+    """Train and score one recipe; the result entry of ``results.json``. ``scored(generator)``, for a paired recipe,
+    gives the eval command line of the run's last generator file (scored on the benchmark's ground truth)."""
     report = _sibling("report")
     entry: dict[str, Any] = {"name": name, "recipe": str(recipe), "run_dir": str(run_dir), "commands": lines}
     entry.update(steps=None, minutes=None, scores={}, identity={}, curves={}, notes=[], error=None)
+    entry["paired"] = scored is not None
     logs.mkdir(parents=True, exist_ok=True)
     print(f"[{name}] training: {shlex.join(lines['train'])}", flush=True)
     start = time.perf_counter()
@@ -228,6 +290,13 @@ def _run_recipe(
         entry["error"] = f"training exited with code {code}; see {logs / f'{name}-train.log'}"
         print(f"[{name}] {entry['error']}", flush=True)
         return entry
+    if scored is not None:
+        try:
+            lines["eval"] = scored(latest_generator(run_dir))
+        except Exception as exc:  # no checkpoint: the training log says why
+            entry["error"] = f"no generator to score in {run_dir}: {exc}"
+            print(f"[{name}] {entry['error']}", flush=True)
+            return entry
     print(f"[{name}] scoring: {shlex.join(lines['eval'])}", flush=True)
     done = subprocess.run(lines["eval"], capture_output=True, text=True, env=env)
     (logs / f"{name}-eval.log").write_text(done.stdout + done.stderr)
@@ -257,13 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_every = args.eval_every or (DEFAULT_EVAL_EVERY if args.steps is None else max(1, args.steps // 5))
     weights = args.inception_weights
     metrics = metrics_for(weights, args.metrics)
-    out, data = args.out.resolve(), args.data.resolve()
+    out, data, paired_data = args.out.resolve(), args.data.resolve(), args.paired_data.resolve()
     names = run_names(args.recipes)
+    crops = {name: paired_crop(recipe, args.overrides) for name, recipe in zip(names, args.recipes, strict=True)}
     plan = {
         name: commands(
             recipe,
             out / name,
-            data,
+            data if crops[name] is None else paired_data,
             minutes=args.minutes,
             steps=args.steps,
             eval_every=eval_every,
@@ -274,10 +344,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for name, recipe in zip(names, args.recipes, strict=True)
     }
+
+    def scorer(name: str) -> Any:
+        """For a paired recipe: its last generator, scored on the paired data as unpaired-folder (ground truth)."""
+        if crops[name] is None:
+            return None
+        size = args.size or crops[name]
+        return lambda generator: eval_command(generator, paired_data, metrics, size=size, inception_weights=weights)
+
     if args.dry_run:
-        for lines in plan.values():
+        for name, lines in plan.items():
             print(shlex.join(lines["train"]))
-            print(shlex.join(lines["eval"]))
+            evaluate = scorer(name)
+            print(shlex.join(lines["eval"] if evaluate is None else evaluate(out / name / LATEST_GENERATOR)))
         return 0
     for recipe in args.recipes:
         if not Path(recipe).is_file():
@@ -288,6 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         build.build(data, quiet=False)
     elif not (data / "testA").is_dir():
         raise SystemExit(f"--data {data}: no testA/ folder (a dataset in the layout trainA, trainB, testA, testB)")
+    if any(crop is not None for crop in crops.values()):
+        if paired_data == DEFAULT_PAIRED_DATA.resolve():
+            build.build_paired(paired_data, quiet=False)
+        elif not (paired_data / "testA").is_dir():
+            raise SystemExit(f"--paired-data {paired_data}: no testA/ folder (pairs in trainA, trainB, testA, testB)")
     env = dict(os.environ)
     if weights:
         env[INCEPTION_ENV] = str(Path(weights).resolve())
@@ -304,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "path": str(data),
             "version": (data / "VERSION").read_text().strip() if (data / "VERSION").is_file() else None,
         },
+        "paired_data": str(paired_data) if any(crop is not None for crop in crops.values()) else None,
         "overrides": list(args.overrides),
         "recipes": [],
         "identity": {},
@@ -312,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = 0
     try:
         for name, recipe in zip(names, args.recipes, strict=True):
-            entry = _run_recipe(name, recipe, plan[name], out / name, out / "logs", env)
+            entry = _run_recipe(name, recipe, plan[name], out / name, out / "logs", env, scorer(name))
             results["recipes"].append(entry)
             if entry.get("eval"):
                 results["higher_is_better"].update(entry["eval"].get("higher_is_better") or {})
