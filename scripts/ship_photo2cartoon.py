@@ -36,7 +36,7 @@ MINI = ROOT / "plugins/i2i_datasets/data/mini-photo2cartoon"
 #: Shipped photos that are not in the training set (they come from scikit-image and scikit-learn, not Debian).
 HELD_OUT = ["testA/sklearn-china.jpg", *(f"trainA/skimage-{n}.jpg" for n in ("astronaut", "chelsea", "coffee"))]
 README_EXAMPLE = "testA/sklearn-china.jpg"
-METRICS = ["swd", "lab", "content"]
+METRICS = ["swd", "lab", "content", "palette", "flat", "checker"]
 
 
 def training_facts(run: Path, checkpoint: Path) -> dict[str, str]:
@@ -49,7 +49,7 @@ def training_facts(run: Path, checkpoint: Path) -> dict[str, str]:
         "train_minutes": f"{minutes:.1f}",
         "machine": f"{platform.processor() or platform.machine()}, CPU class {cpu_class()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "dataset": "scripts/build_photo2cartoon.py: photos and game art from Debian 12 packages (see README.md)",
+        "dataset": "scripts/build_photo2cartoon.py --detint: photos and game art from Debian 12 packages (README.md)",
         "licence": "MIT (the weights); the training images' licences are listed in README.md",
         "run": run.name,
     }
@@ -73,7 +73,7 @@ def side_by_side(pairs: list[tuple[Image.Image, Image.Image]], height: int = 256
 
 
 def scores(checkpoint: str | Path, data: Path, size: int) -> dict:
-    """swd, lab and content of the checkpoint on ``data``'s test split, and of the identity."""
+    """:data:`METRICS` of the checkpoint on ``data``'s test split, and of the identity."""
     return evaluate(checkpoint, data=str(data), split="test", metrics=METRICS, size=size).to_json()
 
 

@@ -23,7 +23,7 @@ WIDTH, HEIGHT, FRAMES, FPS, RATE = 96, 64, 24, 12, 16000
 
 def make_clip(path: Path, blink: bool = False, audio_codec: str | None = "aac") -> Path:
     """A 2-second H.264 + AAC clip: the camera pans over a shipped photo while a 440 Hz tone plays; with
-    ``blink``, a white square shows in a corner on every third frame (what throws per-frame statistics: the
+    ``blink``, a white square shows in a corner on every third frame (what throws per-frame statistics: the first
     shipped model's flicker score is 0.84 per frame, 0.76 with an 8-frame window)."""
     photo = np.asarray(Image.open(PHOTO).convert("RGB"), dtype=np.float32)
     with av.open(str(path), "w") as out:
@@ -157,17 +157,32 @@ def test_frames_are_the_translated_frames(clip, generator_file, tmp_path):
     assert to_expected < 4 < 20 < to_input  # the translation, up to H.264 on a random network's noisy output
 
 
-def test_shared_statistics_and_smoothing_lower_the_flicker_of_the_shipped_model(tmp_path):
-    flickering = make_clip(tmp_path / "blink.mp4", blink=True)
-    translator = load_translator("builtin:photo2cartoon")
-    scores = {
+#: The first shipped model (FastCUT, v1), whose per-frame instance-norm statistics the blinking square throws (the
+#: same file as builtin:photo2cartoon v1 in the history: no extra storage).
+MODEL_V1 = Path(__file__).parent / "data/photo2cartoon-v1.safetensors"
+
+
+def flicker_scores(checkpoint: str | Path, clip: Path, out: Path) -> dict[tuple[int, float], float]:
+    translator = load_translator(checkpoint)
+    return {
         (window, smooth): translate_video(
-            translator, flickering, tmp_path / f"w{window}s{smooth}.mp4", window=window, smooth=smooth
+            translator, clip, out / f"w{window}s{smooth}.mp4", window=window, smooth=smooth
         ).flicker
         for window, smooth in ((1, 0.0), (8, 0.0), (1, 0.3))
     }
-    assert scores[(8, 0.0)] < scores[(1, 0.0)]
-    assert scores[(1, 0.3)] < scores[(1, 0.0)]
+
+
+def test_shared_statistics_and_smoothing_lower_the_flicker(tmp_path):
+    """v1 (flicker 0.84 per frame, 0.76 with an 8-frame window, 0.55 smoothed) has instance norms whose per-frame
+    statistics the blink throws; the shipped v2 stays near the identity, so only the smoothing lowers its flicker
+    (0.91 -> 0.66: its posterized bands move between frames)."""
+    flickering = make_clip(tmp_path / "blink.mp4", blink=True)
+    (tmp_path / "v1").mkdir(), (tmp_path / "v2").mkdir()
+    v1 = flicker_scores(MODEL_V1, flickering, tmp_path / "v1")
+    assert v1[(8, 0.0)] < v1[(1, 0.0)] - 0.03
+    assert v1[(1, 0.3)] < v1[(1, 0.0)] - 0.1
+    shipped = flicker_scores("builtin:photo2cartoon", flickering, tmp_path / "v2")
+    assert shipped[(1, 0.3)] < shipped[(1, 0.0)] - 0.1
 
 
 def test_window_of_one_is_instance_norm_and_pooling_is_over_the_window():

@@ -10,7 +10,7 @@ MODELS = Path(__file__).parent
 
 
 def photo2cartoon() -> Path:
-    """Photo -> cartoon: FastCUT, light ResNet-6, trained on free Debian photos and game art (see its card)."""
+    """Photo -> cartoon: cartoon method, ResNet-6, posterized output, free Debian photos and game art (see its card)."""
     return MODELS / "photo2cartoon" / "generator.safetensors"
 
 
