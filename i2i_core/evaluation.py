@@ -201,7 +201,8 @@ def evaluate(
     """Score the generator of ``direction`` in ``checkpoint`` on a test split.
 
     The data, split, image size and metrics are those of the run's recipe (``data.*``, ``eval.*``) unless given;
-    a component checkpoint file has no recipe, so it needs ``data`` (a dataset root).
+    a component checkpoint file has no recipe, so it needs ``data`` (a dataset root). The generators run in fp32,
+    as evaluations during training do, so that scores do not depend on the CPU's bf16 units.
 
     Example:
         >>> result = evaluate("runs/quickstart", metrics=["psnr", "swd"])  # doctest: +SKIP
@@ -214,12 +215,12 @@ def evaluate(
     overrides = {"data.root": data} if data is not None else {}
     recipe = load_recipe(recipe_file, overrides) if recipe_file else recipe_from_dict({"data": {"root": data}})
     eval_set = EvalSet.from_recipe(recipe, direction, split, size)
-    translator = load_translator(path, direction, device=device)
+    translator = load_translator(path, direction, device=device, precision="fp32")
     back = reverse(direction)
     translate_back = None
     if path.is_dir():  # a generator file translates one way, whichever direction is asked for
         with contextlib.suppress(I2IError):  # a method that learns one direction has no way back
-            translate_back = load_translator(path, back, device=device).translate_tensor
+            translate_back = load_translator(path, back, device=device, precision="fp32").translate_tensor
     device = translator.device
     result = score(
         build_metrics(metrics if metrics is not None else recipe["eval.metrics"]),
