@@ -1,5 +1,6 @@
 """PatchGAN and PixelGAN discriminators of pix2pix / CycleGAN (https://arxiv.org/abs/1611.07004), PatchGAN also
-anti-aliased as in CUT (Park et al., 2020).
+anti-aliased as in CUT (Park et al., 2020) or spectrally normalised (Miyato et al., 2018) as White-box
+cartoonization's.
 
 Module layouts (and state-dict keys) match the reference implementations. Both judge images (3 channels) by
 default; with ``in_channels = 6`` they judge pix2pix's pairs, an input and an output concatenated on channels.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 from i2i_resnet.antialias import Downsample
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from i2i_core.layers import check_images, conv_bias, init_reference_weights, norm_layer
 
@@ -38,7 +40,10 @@ class PatchDiscriminator(nn.Module):
 
     With ``n_layers=3`` each logit sees a 70x70 patch; a 256x256 input gives 30x30 logits. With ``antialias``
     each stride-2 convolution becomes a stride-1 convolution (and its activation) followed by a blur-pool. With
-    ``in_channels=6`` it reads (B, 6, H, W): pix2pix's conditional discriminator.
+    ``in_channels=6`` it reads (B, 6, H, W): pix2pix's conditional discriminator. With ``spectral`` every
+    convolution's weight is divided by its largest singular value (one power iteration per training forward; the
+    estimates are buffers, so checkpoints resume exactly): the discriminator is 1-Lipschitz per layer and cannot
+    grow sharp enough to drive the generator into adversarial patterns.
 
     Example:
         >>> PatchDiscriminator(ndf=8)(torch.zeros(1, 3, 64, 64)).shape
@@ -46,7 +51,13 @@ class PatchDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, ndf: int = 64, n_layers: int = 3, norm: str = "instance", antialias: bool = False, in_channels: int = 3
+        self,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        antialias: bool = False,
+        in_channels: int = 3,
+        spectral: bool = False,
     ) -> None:
         super().__init__()
         _check_channels(in_channels)
@@ -68,6 +79,10 @@ class PatchDiscriminator(nn.Module):
         layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
         init_reference_weights(self)
+        if spectral:  # after the initialisation, which writes the plain weights
+            for index, layer in enumerate(self.model):
+                if isinstance(layer, nn.Conv2d):
+                    self.model[index] = spectral_norm(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels)
@@ -104,13 +119,21 @@ class PixelDiscriminator(nn.Module):
 
 
 def patchgan(
-    ndf: int = 64, n_layers: int = 3, norm: str = "instance", antialias: bool = False, in_channels: int = 3
+    ndf: int = 64,
+    n_layers: int = 3,
+    norm: str = "instance",
+    antialias: bool = False,
+    in_channels: int = 3,
+    spectral: bool = False,
 ) -> PatchDiscriminator:
     """PatchGAN discriminator (70x70 patches with n_layers=3), the reference CycleGAN's.
 
     With ``antialias``, CUT's discriminator; with ``in_channels=6`` (set by the pix2pix method), pix2pix's, which
-    judges an input and an output together."""
-    return PatchDiscriminator(ndf=ndf, n_layers=n_layers, norm=norm, antialias=antialias, in_channels=in_channels)
+    judges an input and an output together; with ``spectral`` (and ``norm="none"``), White-box cartoonization's
+    spectrally normalised one."""
+    return PatchDiscriminator(
+        ndf=ndf, n_layers=n_layers, norm=norm, antialias=antialias, in_channels=in_channels, spectral=spectral
+    )
 
 
 def pixel(ndf: int = 64, norm: str = "instance", in_channels: int = 3) -> PixelDiscriminator:
