@@ -31,6 +31,7 @@ def test_dynamic_export_matches_pytorch_at_several_sizes(generator_file, tmp_pat
         {"residual": True, "upsample": "antialias", "guided_radius": 1},
         {"upsample": "resize"},
         {"residual": True, "guided_radius": 1, "posterize_levels": 10},
+        {"residual": True, "guided_radius": 1, "outline_strength": 0.85, "outline_width": 2, "posterize_levels": 10},
     ],
 )
 def test_the_cartoon_generators_options_export(options, tmp_path):

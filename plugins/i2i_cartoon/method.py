@@ -9,6 +9,11 @@ One generator ``G`` (photo -> cartoon) and two discriminators of the same recipe
 (*structure*, a stop-gradient target), keeps the photo's content (``loss.content``, by default L1 between 4 x 4
 block means) and colours (``loss.color``), and pays a total variation. The first ``cartoon.warmup_steps`` steps
 train the generator alone to reproduce its input.
+
+A generator with drawing stages (``draw``: outlines and posterization, see the ResNet and U-Net generators) is run
+as ``G(photo, draw=False)`` then ``G.draw``: the discriminators judge the drawn output, while the losses that
+compare with the photo or smooth (structure, content, colour, total variation) read the network's colours before
+the ink and the rounding, which they would otherwise fight.
 """
 
 from __future__ import annotations
@@ -127,11 +132,21 @@ class Cartoon(Method):
             return self.finish_step({"warmup": warmup}, real_A)
         gray = draw_gray_weights(self.draws)
         with self.autocast():
-            fake_B = self.trained["G"](real_A)
+            colours_B, fake_B = self._translate(real_A)
         losses = self._discriminator_step(real_B, fake_B.detach(), gray)
         self.pull_weights("D_surface", "D_texture")  # the generator meets the updated discriminators
-        losses.update(self._generator_step(real_A, fake_B, gray))
+        losses.update(self._generator_step(real_A, colours_B, fake_B, gray))
         return self.finish_step({name: losses[name] for name in LOSS_NAMES}, real_A)
+
+    def _translate(self, real_A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator's colours and its drawn translation (the same tensor for a generator without ``draw``).
+        The drawing stages have no weights, so the master network's draw what any copy would."""
+        draw = getattr(self.networks["G"], "draw", None)
+        if draw is None:
+            fake_B = self.trained["G"](real_A)
+            return fake_B, fake_B
+        colours_B = self.trained["G"](real_A, draw=False)
+        return colours_B, draw(colours_B)
 
     def _discriminator_loss(self, D: torch.nn.Module, real: torch.Tensor, fakes: Sequence[torch.Tensor]) -> Any:
         """Half of ``D``'s GAN loss on ``real`` plus its mean over ``fakes``; adaptive augmentation observes
@@ -156,7 +171,9 @@ class Cartoon(Method):
             self.backward(D_surface + D_texture)
         return {"D_surface": D_surface.detach(), "D_texture": D_texture.detach()}
 
-    def _generator_step(self, real_A: torch.Tensor, fake_B: torch.Tensor, gray: torch.Tensor) -> dict:
+    def _generator_step(
+        self, real_A: torch.Tensor, colours_B: torch.Tensor, fake_B: torch.Tensor, gray: torch.Tensor
+    ) -> dict:
         options, zero = self.options, torch.zeros((), device=self.device)
         with self.frozen("D_surface", "D_texture") as D, self.optimizing("G"):
             with self.autocast():
@@ -165,12 +182,12 @@ class Cartoon(Method):
                 losses = {
                     "G_surface": self.loss("gan", surface_logits, True) * options["surface_weight"],
                     "G_texture": self.loss("gan", texture_logits, True) * options["texture_weight"],
-                    "structure": self.loss("structure", fake_B, self._structure(fake_B))
+                    "structure": self.loss("structure", colours_B, self._structure(colours_B))
                     if self.weights["structure"]
                     else zero,
-                    "content": self.loss("content", fake_B, real_A),
-                    "color": self.loss("color", fake_B, real_A) if self.weights["color"] else zero,
-                    "tv": self.loss("tv", fake_B, None),
+                    "content": self.loss("content", colours_B, real_A),
+                    "color": self.loss("color", colours_B, real_A) if self.weights["color"] else zero,
+                    "tv": self.loss("tv", colours_B, None),
                 }
                 losses["G"] = sum(losses.values())
             self.backward(losses["G"])

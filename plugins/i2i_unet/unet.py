@@ -20,6 +20,7 @@ from torch import nn
 from i2i_core.layers import (
     ConvTranspose2d,
     GuidedFilter,
+    Outline,
     Posterize,
     ReflectionPad2d,
     check_images,
@@ -111,7 +112,12 @@ class UnetGenerator(nn.Module):
         guided_radius, guided_eps: with a radius > 0, the output passes through a guided filter guided by the
             input (:func:`i2i_core.layers.guided_filter`, White-box cartoonization's output filter: radius 1, eps
             1e-2): flat regions of the photo come out flat, its edges stay sharp. 0: none.
-        posterize_levels, posterize_chroma: with levels > 0, the output (after the guided filter) is posterized
+        outline_strength, outline_threshold, outline_sigma, outline_width: with a strength > 0, the output (after
+            the guided filter) is inked with dark outlines along its own luminance edges
+            (:func:`i2i_core.layers.outline`: thin lines ``outline_width`` px wide where the gradient of the
+            output blurred by ``outline_sigma`` px peaks above about ``outline_threshold``, colours scaled by
+            ``1 - outline_strength``); the network learns which edges to draw by making them stronger. 0: none.
+        posterize_levels, posterize_chroma: with levels > 0, the output (after the outlines) is posterized
             (:func:`i2i_core.layers.posterize`: Lab lightness on that many levels, chroma a*, b* in steps of
             ``posterize_chroma``; gradients pass straight through): flat colour bands. 0: none.
         residual: output ``tanh(atanh(clamp(x, -1 + eps, 1 - eps)) + head(h))`` (see :func:`residual_output`)
@@ -145,6 +151,10 @@ class UnetGenerator(nn.Module):
         guided_eps: float = 1e-2,
         posterize_levels: int = 0,
         posterize_chroma: float = 10.0,
+        outline_strength: float = 0.0,
+        outline_threshold: float = 0.03,
+        outline_sigma: float = 1.5,
+        outline_width: int = 2,
     ) -> None:
         super().__init__()
         if num_downs < 5:
@@ -161,6 +171,10 @@ class UnetGenerator(nn.Module):
         self.model = UnetSkipBlock(3, ngf, block, in_channels=3, outermost=True, **level)
         #: The output's guided filter, guided by the input (``guided_radius`` > 0), or ``None``.
         self.guided = GuidedFilter(guided_radius, guided_eps) if guided_radius else None
+        #: The output's outlines (``outline_strength`` > 0), or ``None``.
+        self.outline = (
+            Outline(outline_strength, outline_threshold, outline_sigma, outline_width) if outline_strength else None
+        )
         #: The output's posterization (``posterize_levels`` > 0), or ``None``.
         self.posterize = Posterize(posterize_levels, posterize_chroma) if posterize_levels else None
         init_reference_weights(self)  # ends with reset_identity()
@@ -178,11 +192,19 @@ class UnetGenerator(nn.Module):
         if self.residual:
             zero_head(self.head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, draw: bool = True) -> torch.Tensor:
+        """The translation of ``x``; with ``draw=False``, the network's colours before :meth:`draw` (after the
+        guided filter): what a method compares with the photo while its discriminators judge the drawn output."""
         check_images(x, "generator input", self.size_multiple)
         y = self._translate(x)
         if self.guided is not None:
             y = self.guided(x, y).clamp(-1, 1)
+        return self.draw(y) if draw else y
+
+    def draw(self, y: torch.Tensor) -> torch.Tensor:
+        """The drawing stages, without weights: outlines, then posterization (each when set; else ``y``)."""
+        if self.outline is not None:
+            y = self.outline(y)
         return y if self.posterize is None else self.posterize(y)
 
     def _translate(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,13 +259,30 @@ def unet128(
     guided_eps: float = 1e-2,
     posterize_levels: int = 0,
     posterize_chroma: float = 10.0,
+    outline_strength: float = 0.0,
+    outline_threshold: float = 0.03,
+    outline_sigma: float = 1.5,
+    outline_width: int = 2,
 ) -> UnetGenerator:
     """U-Net generator with 7 down-samplings (inputs a multiple of 128).
 
     With ``residual``, one that starts as the identity; with ``upsample="resize"`` or ``"antialias"``, one without
     checkerboard (see :class:`UnetGenerator`)."""
     return UnetGenerator(
-        7, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps, posterize_levels, posterize_chroma
+        7,
+        ngf,
+        norm,
+        dropout,
+        residual,
+        upsample,
+        guided_radius,
+        guided_eps,
+        posterize_levels,
+        posterize_chroma,
+        outline_strength,
+        outline_threshold,
+        outline_sigma,
+        outline_width,
     )
 
 
@@ -257,11 +296,28 @@ def unet256(
     guided_eps: float = 1e-2,
     posterize_levels: int = 0,
     posterize_chroma: float = 10.0,
+    outline_strength: float = 0.0,
+    outline_threshold: float = 0.03,
+    outline_sigma: float = 1.5,
+    outline_width: int = 2,
 ) -> UnetGenerator:
     """U-Net generator with 8 down-samplings (inputs a multiple of 256).
 
     With ``residual``, one that starts as the identity; with ``upsample="resize"`` or ``"antialias"``, one without
     checkerboard (see :class:`UnetGenerator`)."""
     return UnetGenerator(
-        8, ngf, norm, dropout, residual, upsample, guided_radius, guided_eps, posterize_levels, posterize_chroma
+        8,
+        ngf,
+        norm,
+        dropout,
+        residual,
+        upsample,
+        guided_radius,
+        guided_eps,
+        posterize_levels,
+        posterize_chroma,
+        outline_strength,
+        outline_threshold,
+        outline_sigma,
+        outline_width,
     )

@@ -130,6 +130,35 @@ def test_each_discriminator_is_shown_its_representation_and_the_extra_fakes(monk
     assert counts == {"D_surface": 3, "D_texture": 3}
 
 
+def test_a_drawing_generator_is_judged_drawn_and_compared_with_the_photo_before_drawing(monkeypatch):
+    """With outlines and posterization on the generator, the discriminators see the drawn output and the losses
+    that compare with the photo see the network's colours before the ink and the rounding."""
+    values = json.loads(json.dumps(SMALL))
+    values["model"]["generator"].update(residual=True, outline_strength=0.8, outline_threshold=0.02, posterize_levels=6)
+    torch.manual_seed(0)
+    recipe = recipe_from_dict(values)
+    method = recipe.method.from_recipe(recipe, torch.device("cpu"), Layout("fp32", False))
+    real = {"A": photo(32), "B": photo(32).flip(-1)}
+    with torch.no_grad():
+        colours = method.networks["G"](real["A"], draw=False)  # the identity: residual, untrained
+        drawn = method.networks["G"](real["A"])
+    assert not torch.allclose(colours, drawn, atol=0.05)  # the drawing changes the image
+    seen = {}
+    for role in ("content", "tv"):
+        loss = method.losses[role]
+        monkeypatch.setattr(
+            method.losses[role],
+            "forward",
+            lambda x, y, role=role, f=loss.forward: (seen.__setitem__(role, x.detach()), f(x, y))[1],
+        )
+    fakes = []
+    method.copies["D_surface"].module.register_forward_pre_hook(lambda m, args: fakes.append(args[0]))
+    method.train_step(real)
+    torch.testing.assert_close(seen["content"], colours, atol=1e-5, rtol=0)
+    torch.testing.assert_close(seen["tv"], colours, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fakes[1], surface(drawn, 5, 0.2), atol=1e-5, rtol=0)  # after the real cartoons
+
+
 def test_the_warm_up_trains_only_the_generator_to_reproduce_its_input():
     method = small(warmup_steps=1)
     D = {k: v.clone() for k, v in method.networks["D_surface"].state_dict().items()}

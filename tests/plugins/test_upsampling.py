@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 import i2i_core
-from i2i_core.layers import guided_filter, posterize
+from i2i_core.layers import guided_filter, outline, outline_mask, posterize
 from i2i_core.testing import check_generator
 
 PHOTO = Path(__file__).parents[2] / "plugins/i2i_datasets/data/mini-photo2cartoon/testA/sklearn-china.jpg"
@@ -151,3 +151,60 @@ def test_the_posterized_output_is_the_plain_output_posterized(name):
         torch.testing.assert_close(flat(x), posterize(plain(x), 8, 12.0))
     with pytest.raises(i2i_core.I2IError, match="posterize levels must be >= 2"):
         i2i_core.create("generator", name, posterize_levels=1)
+
+
+def disc(side: int = 64, radius: float = 16.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A light disc on a dark ground, (1, 3, side, side) in [-1, 1], and its boundary's distance map (pixels)."""
+    yy, xx = torch.meshgrid(torch.arange(side) + 0.5, torch.arange(side) + 0.5, indexing="ij")
+    distance = ((yy - side / 2) ** 2 + (xx - side / 2) ** 2).sqrt() - radius
+    image = torch.where(distance < 0, 0.6, -0.6).expand(1, 3, side, side).clone()
+    return image, distance.abs()
+
+
+def test_outline_inks_a_thin_line_along_each_edge_and_nowhere_else():
+    """Known answers: on a disc the line runs all round the boundary, within a pixel of it and ``width`` pixels
+    wide; flat regions and a gentle ramp get no line; the ink darkens by ``strength``; gradients reach the
+    image where there is a line."""
+    image, distance = disc()
+    for width in (1, 2):
+        mask = outline_mask(image, threshold=0.03, sigma=1.0, width=width)[0, 0]
+        assert mask.max() > 0.99 and mask[distance > width + 1.5].max() < 1e-3  # only at the boundary
+        on_row = (mask[32] > 0.5).sum()  # the row through the centre crosses the boundary twice
+        assert 2 * width <= on_row <= 2 * (width + 1)
+        near = F.max_pool2d(mask[None, None], 3, stride=1, padding=1)[0, 0]  # a line within a pixel
+        assert (near[distance < 0.5] > 0.5).all()  # all round: no gap
+    ramp = torch.linspace(-0.5, 0.5, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)  # 0.008 per pixel on 0..1
+    assert outline_mask(ramp, threshold=0.03).max() < 0.01
+    inked = outline(image, strength=0.5, threshold=0.03, sigma=1.0, width=1)
+    mask = outline_mask(image, threshold=0.03, sigma=1.0, width=1)
+    torch.testing.assert_close((inked + 1) / 2, (image + 1) / 2 * (1 - 0.5 * mask))
+    x = image.clone().requires_grad_(True)
+    outline(x, 0.85, 0.03, 1.0, 1).sum().backward()
+    assert x.grad[..., distance < 2].abs().sum() > 0
+    with pytest.raises(ValueError, match="outline strength must be in"):
+        outline(image, strength=1.5)
+
+
+def test_outline_on_a_photo_draws_lines_on_a_small_share_of_it():
+    """On the shipped photo at 128 px, the lines cover a few per cent of the pixels (its edges), at the places of
+    its strongest gradients, and the share falls as the threshold rises."""
+    x = photo(128)
+    shares = [float((outline_mask(x, threshold=t, sigma=1.0, width=1) > 0.5).float().mean()) for t in (0.03, 0.1)]
+    assert 0.03 < shares[0] < 0.3 and shares[1] < 0.6 * shares[0]
+
+
+@pytest.mark.parametrize("name", ["resnet6", "unet128"])
+def test_the_outlined_output_is_the_plain_output_outlined_then_posterized(name):
+    """``outline_strength`` adds no weights; the outlines come after the guided filter and before posterization."""
+    plain = seeded(name, residual=True, guided_radius=1)
+    options = {"outline_strength": 0.6, "outline_threshold": 0.05, "outline_sigma": 1.0, "outline_width": 1}
+    inked = seeded(name, residual=True, guided_radius=1, **options)
+    both = seeded(name, residual=True, guided_radius=1, posterize_levels=8, **options)
+    assert list(plain.state_dict()) == list(inked.state_dict())
+    check_generator(name, ngf=4, outline_strength=0.85)
+    x = photo(128)
+    with torch.no_grad():
+        torch.testing.assert_close(inked(x), outline(plain(x), 0.6, 0.05, 1.0, 1))
+        torch.testing.assert_close(both(x), posterize(inked(x), 8, 10.0))
+    with pytest.raises(i2i_core.I2IError, match="outline strength must be in"):
+        i2i_core.create("generator", name, outline_strength=2.0)
