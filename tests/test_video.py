@@ -14,8 +14,16 @@ from PIL import Image
 
 from i2i_core.cli import cli
 from i2i_core.errors import I2IError
+from i2i_core.infer import video as video_module
 from i2i_core.infer.translate import load_translator
-from i2i_core.infer.video import FlickerMeter, TemporalSmoother, WindowInstanceNorm, translate_video
+from i2i_core.infer.video import (
+    DEFAULT_STATS_WINDOW,
+    FlickerMeter,
+    TemporalSmoother,
+    WindowInstanceNorm,
+    has_instance_norms,
+    translate_video,
+)
 
 PHOTO = sorted((Path(__file__).parents[1] / "plugins/i2i_datasets/data/mini-photo2cartoon/testA").glob("*.jpg"))[0]
 WIDTH, HEIGHT, FRAMES, FPS, RATE = 96, 64, 24, 12, 16000
@@ -174,8 +182,8 @@ def flicker_scores(checkpoint: str | Path, clip: Path, out: Path) -> dict[tuple[
 
 def test_shared_statistics_and_smoothing_lower_the_flicker(tmp_path):
     """v1 (flicker 0.84 per frame, 0.76 with an 8-frame window, 0.55 smoothed) has instance norms whose per-frame
-    statistics the blink throws; the shipped v2 stays near the identity, so only the smoothing lowers its flicker
-    (0.91 -> 0.66: its posterized bands move between frames)."""
+    statistics the blink throws; the shipped v3 has none and stays near the identity, so only the smoothing lowers
+    its flicker (1.06 -> 0.73: its outlines and posterized bands move between frames; v2: 0.91 -> 0.66)."""
     flickering = make_clip(tmp_path / "blink.mp4", blink=True)
     (tmp_path / "v1").mkdir(), (tmp_path / "v2").mkdir()
     v1 = flicker_scores(MODEL_V1, flickering, tmp_path / "v1")
@@ -217,6 +225,42 @@ def test_cli_translates_a_video_file_and_a_folder_of_videos(clip, generator_file
     result = runner.invoke(cli, ["translate", str(folder), "-c", str(generator_file), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert describe(tmp_path / "out" / "sub" / "a.mp4")["frames"] == FRAMES
+
+
+def test_the_stats_window_defaults_to_8_only_for_generators_with_instance_norm(clip, generator_file, tmp_path):
+    """A generator without instance norm (the shipped model's kind) translates a video without a warning by
+    default; asking it for a window warns that it changes nothing; one with instance norm pools over 8 frames."""
+    import i2i_core
+
+    options = {"ngf": 4, "norm": "none"}
+    plain = i2i_core.save_component(
+        tmp_path / "plain.safetensors",
+        i2i_core.create("generator", "resnet6", **options),
+        "generator",
+        "resnet6",
+        options,
+    )
+    assert not has_instance_norms(load_translator(plain).compute.module)
+    assert has_instance_norms(load_translator(generator_file).compute.module)
+    runner = CliRunner()  # the command line prints warnings as "Warning: ..." lines
+    result = runner.invoke(cli, ["translate", str(clip), "-c", str(plain), "-o", str(tmp_path / "a.mp4")])
+    assert result.exit_code == 0, result.output
+    assert "frames" in result.output and "stats-window" not in result.output
+    args = ["translate", str(clip), "-c", str(plain), "-o", str(tmp_path / "b.mp4"), "--stats-window", "4"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0 and "Warning: the generator has no instance normalisation" in result.output
+    seen = []
+    original = video_module.WindowInstanceNorm.__init__
+
+    def spy(self, norm, window):
+        seen.append(window)
+        original(self, norm, window)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(video_module.WindowInstanceNorm, "__init__", spy)
+        result = runner.invoke(cli, ["translate", str(clip), "-c", str(generator_file), "-o", str(tmp_path / "c.mp4")])
+    assert result.exit_code == 0, result.output
+    assert seen and set(seen) == {DEFAULT_STATS_WINDOW} == {8}
 
 
 def test_bad_videos_and_outputs_are_refused_by_name(clip, generator_file, tmp_path):

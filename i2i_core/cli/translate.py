@@ -22,7 +22,14 @@ from i2i_core.infer.translate import (
     load_translator,
     plan_outputs,
 )
-from i2i_core.infer.video import check_video_output, find_videos, is_video, translate_video
+from i2i_core.infer.video import (
+    DEFAULT_STATS_WINDOW,
+    check_video_output,
+    find_videos,
+    has_instance_norms,
+    is_video,
+    translate_video,
+)
 from i2i_core.precision import resolve_device, resolve_precision
 from i2i_core.pretrained import default_checkpoint
 
@@ -70,9 +77,9 @@ OVERWRITE_REMEDY = "use --overwrite to replace them, or another output folder (-
 @click.option(
     "--stats-window",
     type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Video: instance-norm statistics pooled over this many frames (1 = per frame).",
+    default=None,
+    help="Video: instance-norm statistics pooled over this many frames (1 = per frame). Default: 8 for a "
+    "generator with instance norm, else 1.",
 )
 @click.option(
     "--smooth",
@@ -97,7 +104,7 @@ def translate_command(
     precision: str,
     device: str,
     batch_size: int,
-    stats_window: int,
+    stats_window: int | None,
     smooth: float,
     overwrite: bool,
     progress: bool | None,
@@ -122,6 +129,8 @@ def translate_command(
     )
     show = sys.stderr.isatty() if progress is None else progress
     failed = _translate_images(translator, images, Path(out_dir), fmt, quality, batch_size, overwrite, show)
+    if stats_window is None:  # no warning, and no refusal of tiled videos, for generators without instance norm
+        stats_window = DEFAULT_STATS_WINDOW if has_instance_norms(translator.compute.module) else 1
     for source, output in video_outputs.items():
         try:
             _translate_one_video(translator, source, output, stats_window, smooth, batch_size, overwrite, show)

@@ -397,6 +397,17 @@ def _to_uint8(image: torch.Tensor):
     return ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
+#: ``i2i translate``'s ``--stats-window`` for a generator with instance norm (for one without: 1).
+DEFAULT_STATS_WINDOW = 8
+
+
+def has_instance_norms(net: nn.Module) -> bool:
+    """Whether ``net`` has instance-norm layers whose statistics a window over frames can pool."""
+    return any(
+        isinstance(m, nn.InstanceNorm2d) and not m.affine and not m.track_running_stats for m in net.modules()
+    )
+
+
 @contextlib.contextmanager
 def _temporal_norms(net: nn.Module, window: int) -> Iterator[None]:
     """Pool instance-norm statistics over ``window`` frames while the context lasts (nothing for ``window = 1``)."""
