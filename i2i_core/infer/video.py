@@ -403,9 +403,7 @@ DEFAULT_STATS_WINDOW = 8
 
 def has_instance_norms(net: nn.Module) -> bool:
     """Whether ``net`` has instance-norm layers whose statistics a window over frames can pool."""
-    return any(
-        isinstance(m, nn.InstanceNorm2d) and not m.affine and not m.track_running_stats for m in net.modules()
-    )
+    return any(isinstance(m, nn.InstanceNorm2d) and not m.affine and not m.track_running_stats for m in net.modules())
 
 
 @contextlib.contextmanager
