@@ -351,6 +351,16 @@ def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
 
+def _check_outline_shape(threshold: float, sigma: float, width: int) -> None:
+    if threshold <= 0 or sigma <= 0 or width < 1:
+        raise ValueError(f"outline threshold and sigma must be > 0 and width >= 1, got {threshold}, {sigma}, {width}")
+
+
+def _check_outline_strength(strength: float) -> None:
+    if not 0 < strength <= 1:
+        raise ValueError(f"outline strength must be in (0, 1], got {strength}")
+
+
 def outline_mask(images: torch.Tensor, threshold: float = 0.03, sigma: float = 1.5, width: int = 2) -> torch.Tensor:
     """Where a cartoon would ink an outline: thin lines along the luminance edges of ``images``, ``width`` px wide.
 
@@ -376,8 +386,7 @@ def outline_mask(images: torch.Tensor, threshold: float = 0.03, sigma: float = 1
         [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
     """
     check_images(images, "outline images")
-    if threshold <= 0 or sigma <= 0 or width < 1:
-        raise ValueError(f"outline threshold and sigma must be > 0 and width >= 1, got {threshold}, {sigma}, {width}")
+    _check_outline_shape(threshold, sigma, width)
     x = (images.to(torch.promote_types(images.dtype, torch.float32)) + 1) / 2
     luma = (x[:, :1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:] * 0.114).contiguous()
     kernel = _gaussian_kernel(sigma, luma.dtype, luma.device)
@@ -423,8 +432,7 @@ def outline(
         >>> [round(v, 1) for v in inked[0, 0, 8, 6:10].tolist()]
         [-0.8, -1.0, -1.0, 0.8]
     """
-    if not 0 < strength <= 1:
-        raise ValueError(f"outline strength must be in (0, 1], got {strength}")
+    _check_outline_strength(strength)
     mask = outline_mask(images, threshold, sigma, width)
     inked = (images.to(mask.dtype) + 1) * (1 - strength * mask) - 1
     return inked.to(images.dtype)
@@ -440,11 +448,8 @@ class Outline(nn.Module):
 
     def __init__(self, strength: float, threshold: float = 0.03, sigma: float = 1.5, width: int = 2) -> None:
         super().__init__()
-        if not 0 < strength <= 1 or threshold <= 0 or sigma <= 0 or width < 1:
-            raise ValueError(
-                "outline strength must be in (0, 1], threshold and sigma > 0, width >= 1; got "
-                f"{strength}, {threshold}, {sigma}, {width}"
-            )
+        _check_outline_strength(strength)
+        _check_outline_shape(threshold, sigma, width)
         self.strength, self.threshold, self.sigma, self.width = strength, threshold, sigma, width
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,12 @@ class SharedStatsInstanceNorm(nn.Module):
         return out.to(x.dtype)
 
 
+def is_per_image_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is an instance norm that takes its statistics from each image (no affine parameters, no
+    running statistics): the layers tiling and video windows share statistics for."""
+    return isinstance(module, nn.InstanceNorm2d) and not module.affine and not module.track_running_stats
+
+
 @contextlib.contextmanager
 def swap_instance_norms(net: nn.Module, make: Callable[[nn.InstanceNorm2d], N]) -> Iterator[list[N]]:
     """Replace every affine-free ``nn.InstanceNorm2d`` of ``net`` by ``make(norm)`` while the context lasts;
@@ -47,7 +53,7 @@ def swap_instance_norms(net: nn.Module, make: Callable[[nn.InstanceNorm2d], N]) 
     swapped: list[tuple[nn.Module, str, N]] = []
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.InstanceNorm2d) and not child.affine and not child.track_running_stats:
+            if is_per_image_norm(child):
                 replacement = make(child)
                 setattr(parent, name, replacement)
                 swapped.append((parent, name, replacement))

@@ -27,7 +27,7 @@ from torch import nn
 
 from i2i_core.errors import I2IError
 from i2i_core.images import uint8_to_float
-from i2i_core.infer.tiling import swap_instance_norms
+from i2i_core.infer.tiling import is_per_image_norm, swap_instance_norms
 from i2i_core.infer.translate import Translator, move_into_place
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi")
@@ -403,7 +403,7 @@ DEFAULT_STATS_WINDOW = 8
 
 def has_instance_norms(net: nn.Module) -> bool:
     """Whether ``net`` has instance-norm layers whose statistics a window over frames can pool."""
-    return any(isinstance(m, nn.InstanceNorm2d) and not m.affine and not m.track_running_stats for m in net.modules())
+    return any(is_per_image_norm(m) for m in net.modules())
 
 
 @contextlib.contextmanager
