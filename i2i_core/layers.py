@@ -134,6 +134,19 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
     raise I2IError(f"unknown norm '{norm}'; choose one of {', '.join(NORMS)}")
 
 
+def batch_independent(module: nn.Module) -> bool:
+    """Whether ``module`` translates each image of a batch on its own, so that passes over several batches can run
+    as one: no batch norm, whose statistics (in training) mix the images.
+
+    Example:
+        >>> batch_independent(nn.Sequential(nn.Conv2d(3, 8, 3), nn.InstanceNorm2d(8)))
+        True
+        >>> batch_independent(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))
+        False
+    """
+    return not any(isinstance(layer, nn.modules.batchnorm._BatchNorm) for layer in module.modules())
+
+
 def conv_bias(norm: str) -> bool:
     """Whether convolutions carry a bias: not before batch norm, whose shift makes it redundant."""
     return norm != "batch"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from i2i_core.layers import batch_independent
 from i2i_core.method import Batch, Method, Translation
 from i2i_core.seeds import rank_seed
 from i2i_cyclegan.image_pool import ImagePool
@@ -104,34 +105,59 @@ class CycleGAN(Method):
 
     def _generator_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, Any]:
         G_A, G_B = self.trained["G_A"], self.trained["G_B"]
-        zero = torch.zeros((), device=self.device)
-        losses: dict[str, Any] = {"idt_A": zero, "idt_B": zero}
-        # The gradient of the sum of the losses is the sum of the gradients of four independent graphs: both
-        # identity passes, and the two cycles. Each graph's backward runs as soon as it is built and frees its
-        # activations, so at most two generator passes are held at once instead of six. Processes average
-        # gradients once, in the last backward.
+        # The gradient of the sum of the losses is the sum of the gradients of two independent graphs, one per
+        # cycle. Each backward runs as soon as its graph is built and frees its activations, so at most three
+        # generator passes are held at once instead of six. Processes average gradients once, in the last backward.
         with self.frozen("D_A", "D_B") as D, self.optimizing("G"):
             with self.accumulating("G_A", "G_B"):
-                if self.weights["identity"]:
-                    with self.autocast():
-                        losses["idt_A"] = self.loss("identity", G_A(real_B), real_B)
-                    self.backward(losses["idt_A"])
-                    with self.autocast():
-                        losses["idt_B"] = self.loss("identity", G_B(real_A), real_A)
-                    self.backward(losses["idt_B"])
                 with self.autocast():
-                    fake_B = G_A(real_A)
-                    losses["G_A"] = self.loss("gan", D["D_A"](self.augmented(fake_B)), True)
-                    losses["cycle_A"] = self.loss("cycle", G_B(fake_B), real_A)
-                self.backward(losses["G_A"] + losses["cycle_A"])
+                    fake_B, idt_A = self._translate_with_identity("G_A", real_A, real_B)
+                    cycle_A = self._cycle_losses(D["D_A"], G_B, fake_B, idt_A, real_A, real_B)
+                self.backward(sum(cycle_A.values()))
             with self.autocast():
-                fake_A = G_B(real_B)
-                losses["G_B"] = self.loss("gan", D["D_B"](self.augmented(fake_A)), True)
-                losses["cycle_B"] = self.loss("cycle", G_A(fake_A), real_B)
-            self.backward(losses["G_B"] + losses["cycle_B"])
-        losses = {k: v.detach() for k, v in losses.items()}
+                fake_A, idt_B = self._translate_with_identity("G_B", real_B, real_A)
+                cycle_B = self._cycle_losses(D["D_B"], G_A, fake_A, idt_B, real_B, real_A)
+            self.backward(sum(cycle_B.values()))
+        losses = {
+            f"{name}_{side}": value.detach()
+            for side, cycle in (("A", cycle_A), ("B", cycle_B))
+            for name, value in cycle.items()
+        }
         losses.update(fake_A=fake_A.detach(), fake_B=fake_B.detach())
         return losses
+
+    def _translate_with_identity(
+        self, name: str, source: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Generator ``name``'s ``G(source)`` and, with an identity loss, ``G(target)``: one pass over both batches together (fewer,
+        larger convolutions: 1.35x faster in bf16 at a 32 x 32 bottleneck on a CPU) unless ``G`` has a batch
+        norm, whose statistics would mix the two."""
+        G = self.trained[name]
+        if not self.weights["identity"]:
+            return G(source), None
+        if batch_independent(self.networks[name]):
+            both = G(torch.cat([source, target]))
+            return both[: len(source)], both[len(source) :]
+        return G(source), G(target)
+
+    def _cycle_losses(
+        self,
+        D: torch.nn.Module,
+        G_back: torch.nn.Module,
+        fake: torch.Tensor,
+        identity: torch.Tensor | None,
+        source: torch.Tensor,
+        target: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """One cycle's losses, named as in :data:`LOSS_NAMES` without their side: ``G`` (``D`` on ``fake``),
+        ``cycle`` (``G_back(fake)`` against ``source``) and ``idt`` (``identity`` against ``target``)."""
+        return {
+            "G": self.loss("gan", D(self.augmented(fake)), True),
+            "cycle": self.loss("cycle", G_back(fake), source),
+            "idt": self.loss("identity", identity, target)
+            if identity is not None
+            else torch.zeros((), device=self.device),
+        }
 
     def _discriminator_step(
         self, real_A: torch.Tensor, real_B: torch.Tensor, fake_A: torch.Tensor, fake_B: torch.Tensor

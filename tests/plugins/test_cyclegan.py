@@ -120,3 +120,45 @@ def test_bf16_step_gives_fp32_master_weights_the_losses_and_gradients_of_fp32(fp
                 ratio = ours.grad.norm() / theirs[param_name].grad.norm()
                 # worst cosine 0.92 (G_B's first layers), norms within 3% (AVX2; bf16 autocast does no better)
                 assert cosine > 0.88 and 0.9 < ratio < 1.1, (name, param_name, cosine.item(), ratio.item())
+
+
+def generator_batches(trainer: CycleGAN, norm_is_batched: bool, monkeypatch) -> tuple[dict, list[int]]:
+    """One fp32 step of ``trainer`` with the passes batched when the generators allow it (or, with
+    ``norm_is_batched`` False, as if they had a batch norm): the losses, and the batch sizes ``G_A`` saw."""
+    if not norm_is_batched:
+        monkeypatch.setattr("i2i_cyclegan.method.batch_independent", lambda net: False)
+    sizes: list[int] = []
+    trainer.networks["G_A"].register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    losses = trainer.train_step(dict(zip("AB", first_pair(), strict=True)))
+    monkeypatch.undo()
+    return losses, sizes
+
+
+def test_translation_and_identity_pass_run_as_one_batch_with_the_losses_and_gradients_of_separate_passes(
+    monkeypatch,
+):
+    batched_trainer, separate_trainer = narrow_setup("fp32"), narrow_setup("fp32")
+    batched, batched_sizes = generator_batches(batched_trainer, True, monkeypatch)
+    separate, separate_sizes = generator_batches(separate_trainer, False, monkeypatch)
+    assert batched_sizes == [2, 1]  # G_A(real_A) with its identity pass G_A(real_B), then G_A(fake_A)
+    assert separate_sizes == [1, 1, 1]  # what a generator with batch norm runs
+    for name in LOSS_NAMES:
+        assert batched[name] == pytest.approx(separate[name], rel=1e-5), name
+    for name in ("G_A", "G_B"):
+        ours = dict(batched_trainer.networks[name].named_parameters())
+        for param_name, theirs in separate_trainer.networks[name].named_parameters():
+            if theirs.ndim > 1:  # biases before instance norm are zero in exact arithmetic: rounding decides them
+                # other convolution kernels sum in another order: a few elements differ by 2e-4 of the largest
+                scale = theirs.grad.abs().max().item()
+                torch.testing.assert_close(ours[param_name].grad, theirs.grad, atol=1e-3 * scale, rtol=0)
+                cosine = F.cosine_similarity(ours[param_name].grad.flatten(), theirs.grad.flatten(), dim=0)
+                assert cosine > 0.99999, (name, param_name, cosine.item())
+
+
+def test_generators_with_batch_norm_are_not_batched():
+    from i2i_core.layers import batch_independent
+
+    recipe = recipe_from_dict({"model": {"generator": {"name": "resnet6", "ngf": 8, "norm": "batch"}}})
+    trainer = CycleGAN(recipe, "cpu", Layout("fp32", False))
+    assert not batch_independent(trainer.networks["G_A"])
+    assert batch_independent(narrow_setup("fp32").networks["G_A"])
