@@ -5,6 +5,10 @@ file's metadata, sample images of photos it never saw, and the scores and Fourie
 Usage::
 
     python scripts/ship_photo2cartoon.py --run runs/photo2cartoon [--pick best] [--baseline runs/paper]
+        [--stage outline_strength=1.0 ...]
+
+``--stage KEY=VALUE`` sets one of the generator's drawing stages (:data:`STAGE_OPTIONS`: they have no weights) in
+the shipped file, in place of the training recipe's value; the file's metadata records which (``stages_set``).
 
 Writes ``plugins/i2i_pretrained/photo2cartoon/generator.safetensors`` with ``samples.jpg`` and ``scores.json``
 (the numbers of its card) beside it, ``docs/figures/photo2cartoon-example.jpg`` and the Fourier report in
@@ -22,7 +26,13 @@ import torch
 from PIL import Image
 
 import i2i_core
-from i2i_core.checkpoint import read_checkpoint_state, select_checkpoint
+from i2i_core.checkpoint import (
+    load_component,
+    read_checkpoint_state,
+    read_metadata,
+    save_component,
+    select_checkpoint,
+)
 from i2i_core.evaluation import evaluate
 from i2i_core.host.registry import create
 from i2i_core.images import load_rgb, to_tensor
@@ -37,6 +47,19 @@ MINI = ROOT / "plugins/i2i_datasets/data/mini-photo2cartoon"
 HELD_OUT = ["testA/sklearn-china.jpg", *(f"trainA/skimage-{n}.jpg" for n in ("astronaut", "chelsea", "coffee"))]
 README_EXAMPLE = "testA/sklearn-china.jpg"
 METRICS = ["swd", "lab", "content", "palette", "flat", "checker"]
+#: The generator options of stages without weights, which ``--stage`` may set at shipping.
+STAGE_OPTIONS = {
+    "guided_radius": int,
+    "guided_eps": float,
+    "outline_strength": float,
+    "outline_threshold": float,
+    "outline_sigma": float,
+    "outline_width": int,
+    "posterize_levels": int,
+    "posterize_chroma": float,
+}
+#: Metadata the component format writes itself.
+FORMAT_KEYS = ("kind", "name", "options", "sha256", "format", "i2i_version")
 
 
 def training_facts(run: Path, checkpoint: Path) -> dict[str, str]:
@@ -53,6 +76,25 @@ def training_facts(run: Path, checkpoint: Path) -> dict[str, str]:
         "licence": "MIT (the weights); the training images' licences are listed in README.md",
         "run": run.name,
     }
+
+
+def parse_stage(text: str) -> tuple[str, int | float]:
+    """``KEY=VALUE`` of ``--stage``, its value converted to the option's type."""
+    key, _, value = text.partition("=")
+    if key not in STAGE_OPTIONS or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY one of {', '.join(STAGE_OPTIONS)}, got {text!r}")
+    return key, STAGE_OPTIONS[key](value)
+
+
+def set_stages(file: Path, stages: dict[str, int | float]) -> None:
+    """Rewrite the component ``file`` with its drawing stages set to ``stages`` (same weights, in fp16)."""
+    metadata = read_metadata(file)
+    options = {**json.loads(metadata["options"]), **stages}
+    net = create("generator", metadata["name"], **options)
+    net.load_state_dict(load_component(file).state_dict())  # the stages have no weights: every key matches
+    extra = {key: value for key, value in metadata.items() if key not in FORMAT_KEYS}
+    extra["stages_set"] = json.dumps(stages, sort_keys=True)
+    save_component(file, net, "generator", metadata["name"], options, dtype=torch.float16, extra=extra)
 
 
 def side_by_side(pairs: list[tuple[Image.Image, Image.Image]], height: int = 256) -> Image.Image:
@@ -83,11 +125,14 @@ def main() -> None:
     parser.add_argument("--pick", default="best")
     parser.add_argument("--baseline", type=Path, help="a run of the paper's configuration on the same data")
     parser.add_argument("--data", type=Path, default=ROOT / "data/photo2cartoon")
+    parser.add_argument("--stage", type=parse_stage, action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
     checkpoint = select_checkpoint(args.run, args.pick)
     facts = training_facts(args.run, checkpoint)
     shipped = export_component(checkpoint, MODEL / "generator.safetensors", "AtoB", "fp16", facts)
+    if args.stage:
+        set_stages(shipped, dict(args.stage))
     translator = i2i_core.load_translator(shipped)
 
     photos = [load_rgb(MINI / name) for name in HELD_OUT]

@@ -185,8 +185,8 @@ def flicker_scores(checkpoint: str | Path, clip: Path, out: Path) -> dict[tuple[
 
 def test_shared_statistics_and_smoothing_lower_the_flicker(tmp_path):
     """v1 (flicker 2.30 on the blinking pan, 1.76 with an 8-frame window, 1.73 smoothed) has instance norms whose
-    per-frame statistics the blink throws. The shipped v3 has none: steadier (1.10), though its dark outlines make
-    it change more than the photo from frame to frame (1.06x, v1 0.84x: its blur); smoothing lowers that."""
+    per-frame statistics the blink throws. The shipped v3.1 has none: steadier (1.21), though its black outlines
+    make it change more than the photo from frame to frame (1.15x, v1 0.84x: its blur); smoothing lowers that."""
     flickering = make_clip(tmp_path / "blink.mp4", blink=True)
     (tmp_path / "v1").mkdir(), (tmp_path / "v3").mkdir()
     v1 = {key: result.flicker for key, result in flicker_scores(MODEL_V1, flickering, tmp_path / "v1").items()}
