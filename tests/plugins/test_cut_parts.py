@@ -29,6 +29,14 @@ def test_blurred_upsampling_known_answer():
     torch.testing.assert_close(Upsample(1)(x), torch.tensor([[expected]]))
 
 
+def test_blurred_upsampling_is_the_transposed_blur_of_its_buffer():
+    """It runs as bilinear interpolation; the reference computes the transposed blur with the kernel it keeps."""
+    up, x = Upsample(5), torch.randn(2, 5, 7, 9)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    blurred = torch.nn.functional.conv_transpose2d(padded, up.filt, stride=2, padding=2, groups=5)[..., 1:-1, 1:-1]
+    torch.testing.assert_close(up(x), blurred, rtol=0, atol=2e-6)
+
+
 def test_blur_kernels_are_state_dict_buffers_and_channelwise():
     down, up = Downsample(3), Upsample(3)
     assert list(down.state_dict()) == ["filt"] and not list(down.parameters())
