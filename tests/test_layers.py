@@ -11,6 +11,7 @@ from i2i_core.layers import (
     ConvTranspose2d,
     InstanceNorm2d,
     ReflectionPad2d,
+    box_mean,
     guided_filter,
     norm_layer,
     reflection_pad2d,
@@ -101,3 +102,14 @@ def test_guided_filter_gives_a_channels_last_input_the_same_values_in_its_layout
         assert out.is_contiguous(memory_format=torch.channels_last) and out.dtype == image.dtype
         torch.testing.assert_close(out, guided_filter(image, image, radius, eps), rtol=0, atol=1e-6)
         assert guided_filter(image, image, radius, eps).is_contiguous()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 40, 36), (1, 1, 64, 1000)])
+def test_box_mean_from_running_totals_equals_pooling_over_the_pixels_inside(shape):
+    x = torch.rand(shape) * 2 - 1
+    for radius in (3, 5, 12):
+        pooled = F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+        torch.testing.assert_close(box_mean(x, radius), pooled, rtol=0, atol=1e-5)
+    corner = torch.zeros(1, 1, 10, 10)
+    corner[..., 0, 0] = 16.0  # a radius-3 window at a corner holds 4 x 4 pixels: the corner's mean is 1
+    assert box_mean(corner, 3)[0, 0, 0, 0].item() == 1.0
