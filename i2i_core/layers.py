@@ -294,7 +294,7 @@ def guided_filter(guide: torch.Tensor, image: torch.Tensor, radius: int, eps: fl
         raise ValueError(
             f"guided_filter guide must be (B, 1 or C, H, W) like image {tuple(image.shape)}, got {tuple(guide.shape)}"
         )
-    # in at least float32, and channels-first: the box means of a few channels run 3.6x faster so on a CPU (radius 5)
+    # in at least float32 and channels-first: on a CPU, box means of a few channels run 3.6x faster so (radius 5)
     dtype, contiguous = torch.promote_types(image.dtype, torch.float32), torch.contiguous_format
     g, p = guide.to(dtype, memory_format=contiguous), image.to(dtype, memory_format=contiguous)
     mean_g, mean_p = box_mean(g, radius), box_mean(p, radius)
