@@ -121,7 +121,8 @@ MAX_WARMUP_STEPS = 200
 def measure_train_step(recipe: Recipe, steps: int = 3, profile: bool = False) -> dict[str, Any]:
     """Seconds per training step (:meth:`~i2i_core.method.Method.run_step`, as the engine runs it) on random
     images: the median of three runs of ``steps`` steps after the warm-up (one step, or with CUDA graphs the
-    steps until the graph is replayed); FLOPs per step, peak RSS and, on CUDA, peak device memory. With
+    steps until the graph is replayed); FLOPs per step, peak RSS, the host's page faults per timed step (memory
+    the step touches afresh, see :mod:`i2i_core.host_memory`) and, on CUDA, peak device memory. With
     ``profile``, also where a step's time goes (:func:`profile_step`), in milliseconds per step."""
     device = resolve_device(recipe["train.device"])
     if device.type == "cuda":
@@ -135,7 +136,7 @@ def measure_train_step(recipe: Recipe, steps: int = 3, profile: bool = False) ->
         if trainer.step_graphs is None or trainer.step_graphs.graphs:
             break
         trainer.run_step({"A": a, "B": b})
-    runs = []
+    runs, faults = [], minor_page_faults()
     for _ in range(3):
         synchronize(trainer.device)
         start = time.perf_counter()
@@ -143,6 +144,7 @@ def measure_train_step(recipe: Recipe, steps: int = 3, profile: bool = False) ->
             trainer.run_step({"A": a, "B": b})
         synchronize(trainer.device)
         runs.append((time.perf_counter() - start) / steps)
+    faults = (minor_page_faults() - faults) / (3 * steps)
     seconds = sorted(runs)[1]
     cuda = trainer.device.type == "cuda"
     shares = profile_step(lambda: trainer.run_step({"A": a, "B": b})) if profile else {}
@@ -158,6 +160,7 @@ def measure_train_step(recipe: Recipe, steps: int = 3, profile: bool = False) ->
         "tflop_per_step": flops / 1e12,
         "tflops": flops / seconds / 1e12,
         "peak_rss_mb": peak_rss_mb(),
+        "page_faults_per_step": faults,
         "peak_device_mb": torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else None,
         **({"profile_ms": {name: 1000 * seconds * share for name, share in shares.items()}} if profile else {}),
     }
@@ -249,6 +252,11 @@ def photo_seconds(recipe: Recipe, width: int = 3840, height: int = 2160) -> floa
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def minor_page_faults() -> int:
+    """This process's page faults so far that needed no disk: mostly memory it touched for the first time."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def machine() -> str:

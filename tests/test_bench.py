@@ -49,6 +49,7 @@ def test_bench_command_reports_step_time_flops_and_memory():
     for row in report["train"]:
         assert row["tflop_per_step"] == pytest.approx(flops / 1e12, rel=1e-9)
         assert row["s_per_step"] > 0 and row["pct_of_peak"] > 0 and row["peak_rss_mb"] > 100
+        assert row["page_faults_per_step"] >= 0
     assert all(rate > 0 for rate in report["generator_images_per_s"].values())
 
 
@@ -58,6 +59,10 @@ def test_bench_table():
     assert f"CPU class {cpu_class()}" in result.output
     assert "auto trains in: " in result.output and "measured per pass at 32 px" in result.output
     assert "Convolution peak (3x3, 256 channels, 64x64, channels-last): fp32" in result.output
+    assert (
+        "| % of peak | peak RSS (MB) | page faults / step |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        in result.output
+    )
     assert "| 32 | 1 | fp32 | off |" in result.output and "% of peak" in result.output
 
 

@@ -141,18 +141,18 @@ def bench_command(
         f"Convolution peak ({k}x{k}, {c} channels, {s}x{s}, channels-last): "
         + ", ".join(f"{p} {t:.2f} TFLOP/s" for p, t in peaks.items())
     )
-    memory = "peak device memory (MB)" if cuda else "peak RSS (MB)"
+    memory = "peak device memory (MB)" if cuda else "peak RSS (MB) | page faults / step"
     click.echo(
         f"\n| method | size | batch | precision | graphs | ms / step | x fp32 | TFLOP / step | TFLOP/s | % of peak | {memory} |"
     )
-    click.echo("|---|---|---|---|---|---|---|---|---|---|---|")
+    click.echo("|" + "---|" * (11 if cuda else 12))
     for r in rows:
         speedup = f"{r['speedup']:.1f}" if r["speedup"] else "-"
-        mem = r["peak_device_mb"] if cuda else r["peak_rss_mb"]
+        mem = f"{r['peak_device_mb']:.0f}" if cuda else f"{r['peak_rss_mb']:.0f} | {r['page_faults_per_step']:.0f}"
         click.echo(
             f"| {r['method']} | {r['size']} | {r['batch']} | {r['precision']} | {'on' if r['graphs'] else 'off'} | "
             f"{1000 * r['s_per_step']:.2f} | {speedup} | {r['tflop_per_step']:.3f} | {r['tflops']:.2f} | "
-            f"{r['pct_of_peak']:.0f}% | {mem:.0f} |"
+            f"{r['pct_of_peak']:.0f}% | {mem} |"
         )
     if profile:
         _profile_table(rows)

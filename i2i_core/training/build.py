@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from i2i_core.checkpoint import load_state_dict_checked, network_file, read_metadata, read_tensors
 from i2i_core.errors import CheckpointError, I2IError
 from i2i_core.host.registry import create, get_component
+from i2i_core.host_memory import keep_freed_memory
 from i2i_core.method import Method, NetworkSpec
 from i2i_core.precision import Layout, resolve_device, resolve_precision
 from i2i_core.recipe import Recipe
@@ -23,7 +24,8 @@ from i2i_core.training.autotune import choose_layout
 
 def build_trainer(recipe: Recipe, device: str | torch.device | None = None, layout: Layout | None = None) -> Method:
     """The recipe's training method (networks, losses, optimisers), with starting weights loaded, on its device
-    and precision (``layout``: how the networks run, by default :func:`compute_layout`).
+    and precision (``layout``: how the networks run, by default :func:`compute_layout`). The process keeps the
+    memory each step frees for the next (:func:`~i2i_core.host_memory.keep_freed_memory`).
 
     Example:
         >>> method = build_trainer(load_recipe("recipes/quickstart.toml"))  # doctest: +SKIP
@@ -31,6 +33,7 @@ def build_trainer(recipe: Recipe, device: str | torch.device | None = None, layo
     """
     device = torch.device(device) if device is not None else resolve_device(recipe["train.device"])
     layout = layout or compute_layout(recipe, device)
+    keep_freed_memory()
     torch.manual_seed(recipe["train.seed"])  # deterministic initialisation
     method = recipe.method.from_recipe(recipe, device, layout)
     for net, path in starting_weights(recipe, method.network_specs).items():

@@ -1,0 +1,55 @@
+"""Keep the memory a training step frees for the next step, instead of handing it back to the system.
+
+With glibc's default settings a step's large tensors are mapped from the system when they are allocated and
+returned when they are freed, so every step touches them afresh: about 74,000 page faults (290 MB) a CycleGAN
+step at 256 px. :func:`keep_freed_memory` raises glibc's mmap and trim thresholds (``mallopt``) so that freed
+memory stays in the process and is reused; the process's peak memory is unchanged, it only stops shrinking
+between steps. Set ``I2I_KEEP_FREED_MEMORY=0`` to leave the allocator as it is; nothing happens outside glibc or
+when ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set (the user has chosen already).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+#: ``mallopt`` parameters (glibc's malloc.h).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+#: Allocations up to this size come from the heap, and this much freed memory at its top is kept: 1 GiB.
+THRESHOLD = 1 << 30
+#: The environment variable that turns :func:`keep_freed_memory` off (``0``).
+ENV = "I2I_KEEP_FREED_MEMORY"
+
+_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse (see the module's docstring), once per process.
+
+    Returns whether the allocator is (now, or already) set so.
+    """
+    global _kept
+    if _kept:
+        return True
+    if (
+        os.environ.get(ENV, "1") == "0"
+        or "MALLOC_MMAP_THRESHOLD_" in os.environ
+        or "MALLOC_TRIM_THRESHOLD_" in os.environ
+    ):
+        return False
+    if not _glibc():
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # the mmap threshold first: setting the trim threshold alone would also stop glibc raising the mmap one
+    _kept = bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, THRESHOLD))
+    return _kept
+
+
+def _glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):
+        return False
