@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from i2i_core.host_memory import ENV
+
 TINY = str(Path(__file__).parent / "recipes" / "tiny.toml")
 
 pytestmark = pytest.mark.skipif(
@@ -33,7 +35,7 @@ print(json.dumps({"kept": kept, "faults": resource.getrusage(resource.RUSAGE_SEL
 
 
 def run_child(mode: str, **env: str) -> dict:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", ENV))} | env
     args = [sys.executable, "-c", CHILD, mode, TINY]
     done = subprocess.run(args, capture_output=True, text=True, env=environ, check=True)
     return json.loads(done.stdout)
