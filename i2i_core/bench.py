@@ -136,7 +136,7 @@ def measure_train_step(recipe: Recipe, steps: int = 3, profile: bool = False) ->
         if trainer.step_graphs is None or trainer.step_graphs.graphs:
             break
         trainer.run_step({"A": a, "B": b})
-    runs, faults = [], minor_page_faults()
+    runs, faults_before = [], minor_page_faults()
     for _ in range(3):
         synchronize(trainer.device)
         start = time.perf_counter()
@@ -144,7 +144,7 @@ def measure_train_step(recipe: Recipe, steps: int = 3, profile: bool = False) ->
             trainer.run_step({"A": a, "B": b})
         synchronize(trainer.device)
         runs.append((time.perf_counter() - start) / steps)
-    faults = (minor_page_faults() - faults) / (3 * steps)
+    faults = (minor_page_faults() - faults_before) / (3 * steps)
     seconds = sorted(runs)[1]
     cuda = trainer.device.type == "cuda"
     shares = profile_step(lambda: trainer.run_step({"A": a, "B": b})) if profile else {}

@@ -19,6 +19,8 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 THRESHOLD = 1 << 30
 #: The environment variable that turns :func:`keep_freed_memory` off (``0``).
 ENV = "I2I_KEEP_FREED_MEMORY"
+#: glibc's own environment variables for the same thresholds: when either is set, the user has chosen.
+GLIBC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 _kept = False
 
@@ -31,13 +33,8 @@ def keep_freed_memory() -> bool:
     global _kept
     if _kept:
         return True
-    if (
-        os.environ.get(ENV, "1") == "0"
-        or "MALLOC_MMAP_THRESHOLD_" in os.environ
-        or "MALLOC_TRIM_THRESHOLD_" in os.environ
-    ):
-        return False
-    if not _glibc():
+    user_chose = os.environ.get(ENV, "1") == "0" or any(k in os.environ for k in GLIBC_ENV)
+    if user_chose or not uses_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -48,7 +45,8 @@ def keep_freed_memory() -> bool:
     return _kept
 
 
-def _glibc() -> bool:
+def uses_glibc() -> bool:
+    """Whether this process's C library is glibc (whose ``mallopt`` :func:`keep_freed_memory` calls)."""
     try:
         return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
     except (AttributeError, ValueError, OSError):

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from i2i_core.host_memory import ENV
+from i2i_core.host_memory import ENV, uses_glibc
 
 TINY = str(Path(__file__).parent / "recipes" / "tiny.toml")
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(os, "confstr") or not os.confstr("CS_GNU_LIBC_VERSION"), reason="glibc's allocator only"
-)
+pytestmark = pytest.mark.skipif(not uses_glibc(), reason="glibc's allocator only")
 
 # allocates, fills and frees a 64 MiB tensor (16,384 pages) four times, then counts the faults of four more
 CHILD = """
@@ -52,7 +50,7 @@ def test_building_a_trainer_keeps_freed_memory():
     assert run_child("trainer")["faults"] < 1_000
 
 
-@pytest.mark.parametrize("env", [{"I2I_KEEP_FREED_MEMORY": "0"}, {"MALLOC_TRIM_THRESHOLD_": "131072"}])
+@pytest.mark.parametrize("env", [{ENV: "0"}, {"MALLOC_TRIM_THRESHOLD_": "131072"}])
 def test_left_alone_when_the_user_says_so(env):
     child = run_child("keep", **env)
     assert child["kept"] is False

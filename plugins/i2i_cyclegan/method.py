@@ -70,6 +70,8 @@ class CycleGAN(Method):
         seed, pool_size = recipe["train.seed"], recipe["train.pool_size"]
         self.pool_A = ImagePool(pool_size, seed * 2 + 1, on_device=self.graphs)  # fakes of domain A, for D_B
         self.pool_B = ImagePool(pool_size, seed * 2 + 2, on_device=self.graphs)  # fakes of domain B, for D_A
+        # each generator's translation and identity pass run as one batch where no batch norm mixes the images
+        self.batches_identity = {name: batch_independent(self.networks[name]) for name in ("G_A", "G_B")}
 
     @classmethod
     def check_recipe(cls, values: Mapping[str, Any], fail: Any) -> None:
@@ -135,7 +137,7 @@ class CycleGAN(Method):
         G = self.trained[name]
         if not self.weights["identity"]:
             return G(source), None
-        if batch_independent(self.networks[name]):
+        if self.batches_identity[name]:
             both = G(torch.cat([source, target]))
             return both[: len(source)], both[len(source) :]
         return G(source), G(target)

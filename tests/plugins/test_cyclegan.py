@@ -126,7 +126,7 @@ def generator_batches(trainer: CycleGAN, norm_is_batched: bool, monkeypatch) -> 
     """One fp32 step of ``trainer`` with the passes batched when the generators allow it (or, with
     ``norm_is_batched`` False, as if they had a batch norm): the losses, and the batch sizes ``G_A`` saw."""
     if not norm_is_batched:
-        monkeypatch.setattr("i2i_cyclegan.method.batch_independent", lambda net: False)
+        monkeypatch.setattr(trainer, "batches_identity", {"G_A": False, "G_B": False})
     sizes: list[int] = []
     trainer.networks["G_A"].register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
     losses = trainer.train_step(dict(zip("AB", first_pair(), strict=True)))
